@@ -1,0 +1,446 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"tamp/kv"
+	"tamp/tensor"
+)
+
+// SessionOptions configures one sequence's evaluation.
+type SessionOptions struct {
+	// Context is the most tokens the sequence may hold; 0 means the model's
+	// trained context length.
+	Context int
+	// KVStorage is the element type of cached keys and values (F16 by default,
+	// as in llama.cpp).
+	KVStorage kv.Storage
+	// Batch is how many prompt tokens go through each weight matrix together
+	// (default 64). It bounds scratch memory and does not change results.
+	Batch int
+}
+
+// Session is one sequence being evaluated: its position, KV cache and scratch
+// buffers. It is not safe for concurrent use; run one Session per sequence.
+type Session struct {
+	m      *Model
+	cache  *kv.Cache
+	ctxLen int
+	batch  int
+	pos    int
+
+	x, xb, q, k, v, att, proj []float32 // batch × width activations
+	hb, hb2                   []float32 // batch × ffn
+	logits                    []float32 // batch × vocab
+	out                       []float32 // returned logits
+	scores                    []float32 // one query's attention over the cache
+	qh, kh                    []float32 // one head's query and key as llama.cpp rounds them
+	router                    []float32
+	expertIdx                 []int
+	eh, eh2, ey               []float32 // one token's expert activations
+	rope                      []float32 // cos/sin pairs for one position
+}
+
+// NewSession prepares an empty sequence.
+func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
+	ctx := opts.Context
+	if ctx == 0 {
+		ctx = m.ContextLen
+	}
+	if ctx <= 0 {
+		return nil, fmt.Errorf("model: context length must be positive (the file states none; pass one)")
+	}
+	b := opts.Batch
+	if b <= 0 {
+		b = 64
+	}
+	b = min(b, ctx)
+	c := m.Config
+	qDim, kvDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	s := &Session{
+		m:      m,
+		cache:  kv.New(c.Layers, c.KVHeads, c.HeadDim, ctx, opts.KVStorage),
+		ctxLen: ctx,
+		batch:  b,
+		x:      make([]float32, b*c.Dim),
+		xb:     make([]float32, b*c.Dim),
+		q:      make([]float32, b*qDim),
+		k:      make([]float32, b*kvDim),
+		v:      make([]float32, b*kvDim),
+		att:    make([]float32, b*qDim),
+		proj:   make([]float32, b*c.Dim),
+		hb:     make([]float32, b*c.FFN),
+		hb2:    make([]float32, b*c.FFN),
+		logits: make([]float32, b*c.Vocab),
+		scores: make([]float32, ctx),
+		qh:     make([]float32, c.HeadDim),
+		kh:     make([]float32, c.HeadDim),
+		rope:   make([]float32, c.RopeDim),
+	}
+	if c.Experts > 0 {
+		s.router = make([]float32, c.Experts)
+		s.expertIdx = make([]int, c.Experts)
+		s.eh = make([]float32, c.FFN)
+		s.eh2 = make([]float32, c.FFN)
+		s.ey = make([]float32, c.Dim)
+	}
+	return s, nil
+}
+
+// Pos is the number of tokens the sequence holds.
+func (s *Session) Pos() int { return s.pos }
+
+// Context is the most tokens the sequence may hold.
+func (s *Session) Context() int { return s.ctxLen }
+
+// Cache exposes the sequence's KV cache.
+func (s *Session) Cache() *kv.Cache { return s.cache }
+
+// Reset empties the sequence for reuse.
+func (s *Session) Reset() {
+	s.pos = 0
+	s.cache.Reset()
+}
+
+// Forward appends tokens to the sequence and returns logits: one row of Vocab
+// values per token when all is set, else only the last token's row. The slice
+// is reused by the next call.
+func (s *Session) Forward(tokens []int32, all bool) ([]float32, error) {
+	m := s.m
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("model: no tokens to evaluate")
+	}
+	if s.pos+len(tokens) > s.ctxLen {
+		return nil, fmt.Errorf("model: %d tokens after %d already held exceed the context of %d tokens", len(tokens), s.pos, s.ctxLen)
+	}
+	for i, t := range tokens {
+		if t < 0 || int(t) >= m.Vocab {
+			return nil, fmt.Errorf("model: token %d at index %d is outside the vocabulary [0,%d)", t, i, m.Vocab)
+		}
+	}
+	rows := 1
+	if all {
+		rows = len(tokens)
+	}
+	if cap(s.out) < rows*m.Vocab {
+		s.out = make([]float32, rows*m.Vocab)
+	}
+	s.out = s.out[:rows*m.Vocab]
+	for start := 0; start < len(tokens); start += s.batch {
+		chunk := tokens[start:min(start+s.batch, len(tokens))]
+		wantLast := start+len(chunk) == len(tokens)
+		if err := s.forwardBatch(chunk, all || wantLast); err != nil {
+			return nil, err
+		}
+		if all {
+			copy(s.out[start*m.Vocab:], s.logits[:len(chunk)*m.Vocab])
+		} else if wantLast {
+			copy(s.out, s.logits[(len(chunk)-1)*m.Vocab:len(chunk)*m.Vocab])
+		}
+	}
+	return s.out, nil
+}
+
+// forwardBatch runs n ≤ batch tokens at positions pos.. through every layer and,
+// if logits is set, the output head.
+func (s *Session) forwardBatch(tokens []int32, logits bool) error {
+	m, c := s.m, s.m.Config
+	n := len(tokens)
+	dim, qDim, kvDim := c.Dim, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	x := s.x[:n*dim]
+
+	for i, t := range tokens {
+		if err := tensor.Dequantize(m.TokenEmbd.Type, m.TokenEmbd.Row(int(t)), x[i*dim:(i+1)*dim]); err != nil {
+			return err
+		}
+	}
+
+	for li := range m.Blocks {
+		l := &m.Blocks[li]
+
+		// Attention: normalise, project, rotate, cache, attend, project back.
+		rmsNorm(s.xb[:n*dim], x, l.AttnNorm, dim, c.RMSEps)
+		if err := linear(l.Wq, l.Bq, s.xb[:n*dim], n, s.q[:n*qDim]); err != nil {
+			return err
+		}
+		if err := linear(l.Wk, l.Bk, s.xb[:n*dim], n, s.k[:n*kvDim]); err != nil {
+			return err
+		}
+		if err := linear(l.Wv, l.Bv, s.xb[:n*dim], n, s.v[:n*kvDim]); err != nil {
+			return err
+		}
+		for i := range n {
+			pos := s.pos + i
+			s.ropeTable(pos)
+			for h := range c.Heads {
+				s.applyRope(s.q[i*qDim+h*c.HeadDim : i*qDim+(h+1)*c.HeadDim])
+			}
+			for h := range c.KVHeads {
+				s.applyRope(s.k[i*kvDim+h*c.HeadDim : i*kvDim+(h+1)*c.HeadDim])
+			}
+			if err := s.cache.Append(li, int32(pos), s.k[i*kvDim:(i+1)*kvDim], s.v[i*kvDim:(i+1)*kvDim]); err != nil {
+				return err
+			}
+		}
+		for i := range n {
+			s.attend(li, int32(s.pos+i), s.q[i*qDim:(i+1)*qDim], s.att[i*qDim:(i+1)*qDim])
+		}
+		if err := linear(l.Wo, l.Bo, s.att[:n*qDim], n, s.proj[:n*dim]); err != nil {
+			return err
+		}
+		add(x, s.proj[:n*dim])
+
+		// Feed-forward.
+		rmsNorm(s.xb[:n*dim], x, l.FFNNorm, dim, c.RMSEps)
+		if l.experts != nil {
+			if err := s.moe(l, n); err != nil {
+				return err
+			}
+		} else if err := s.swiglu(l.FFNGate, l.FFNUp, l.FFNDown, s.xb[:n*dim], n, s.hb, s.hb2, s.proj[:n*dim]); err != nil {
+			return err
+		}
+		add(x, s.proj[:n*dim])
+	}
+	s.pos += n
+
+	if !logits {
+		return nil
+	}
+	rmsNorm(s.xb[:n*dim], x, m.OutputNorm, dim, c.RMSEps)
+	return tensor.MatMul(m.Output, s.xb[:n*dim], n, s.logits[:n*c.Vocab])
+}
+
+// attend computes one query position's attention output for every head.
+// llama.cpp's CPU backend multiplies F16 keys with the query rounded to F16 and
+// F16 values with the probabilities rounded to F16; tamp does the same so its
+// figures match llama.cpp's to the last digits.
+func (s *Session) attend(layer int, pos int32, q, out []float32) {
+	c := s.m.Config
+	hd := c.HeadDim
+	group := c.Heads / c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for h := range c.Heads {
+		view := s.cache.Head(layer, h/group)
+		qh := q[h*hd : (h+1)*hd]
+		oh := out[h*hd : (h+1)*hd]
+		f16 := view.K16 != nil
+		if f16 {
+			for i, v := range qh {
+				s.qh[i] = tensor.F16ToF32(tensor.F32ToF16(v))
+			}
+			qh = s.qh
+		}
+		scores := s.scores[:view.Len()]
+		maxScore := float32(math.Inf(-1))
+		for j, p := range view.Pos {
+			if p > pos {
+				scores[j] = float32(math.Inf(-1))
+				continue
+			}
+			var dot float32
+			if f16 {
+				kj := view.K16[j*hd : (j+1)*hd]
+				for i := range hd {
+					dot += qh[i] * tensor.F16ToF32(kj[i])
+				}
+			} else {
+				dot = dotF32(qh, view.K32[j*hd:(j+1)*hd])
+			}
+			scores[j] = dot * scale
+			maxScore = max(maxScore, scores[j])
+		}
+		var sum float64
+		for j, sc := range scores {
+			e := float32(math.Exp(float64(sc - maxScore)))
+			scores[j] = e
+			sum += float64(e)
+		}
+		inv := float32(1 / sum)
+		clear(oh)
+		for j, w := range scores {
+			w *= inv
+			if w == 0 {
+				continue
+			}
+			if f16 {
+				w = tensor.F16ToF32(tensor.F32ToF16(w))
+				vj := view.V16[j*hd : (j+1)*hd]
+				for i := range hd {
+					oh[i] += w * tensor.F16ToF32(vj[i])
+				}
+			} else {
+				vj := view.V32[j*hd : (j+1)*hd]
+				for i := range hd {
+					oh[i] += w * vj[i]
+				}
+			}
+		}
+	}
+}
+
+// swiglu computes down(silu(gate(x)) * up(x)) for n rows.
+func (s *Session) swiglu(gate, up, down *tensor.Tensor, x []float32, n int, hb, hb2, out []float32) error {
+	f := gate.Rows()
+	hb, hb2 = hb[:n*f], hb2[:n*f]
+	if err := tensor.MatMul(gate, x, n, hb); err != nil {
+		return err
+	}
+	if err := tensor.MatMul(up, x, n, hb2); err != nil {
+		return err
+	}
+	for i, g := range hb {
+		hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * hb2[i]
+	}
+	return tensor.MatMul(down, hb, n, out)
+}
+
+// moe routes each token to its top ExpertsUsed experts, weighting their outputs
+// by the router's softmax renormalised over the chosen experts (Mixtral).
+func (s *Session) moe(l *Layer, n int) error {
+	c := s.m.Config
+	out := s.proj[:n*c.Dim]
+	clear(out)
+	for i := range n {
+		xi := s.xb[i*c.Dim : (i+1)*c.Dim]
+		if err := tensor.MatVec(l.FFNRouter, xi, s.router); err != nil {
+			return err
+		}
+		softmax(s.router)
+		idx := s.expertIdx
+		for e := range idx {
+			idx[e] = e
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return s.router[idx[a]] > s.router[idx[b]] })
+		var total float32
+		for _, e := range idx[:c.ExpertsUsed] {
+			total += s.router[e]
+		}
+		oi := out[i*c.Dim : (i+1)*c.Dim]
+		for _, e := range idx[:c.ExpertsUsed] {
+			ex := l.experts[e]
+			if err := s.swiglu(ex.gate, ex.up, ex.down, xi, 1, s.eh, s.eh2, s.ey); err != nil {
+				return err
+			}
+			w := s.router[e] / total
+			for j, v := range s.ey {
+				oi[j] += w * v
+			}
+		}
+	}
+	return nil
+}
+
+// ropeTable fills cos/sin pairs for one position the way ggml computes them:
+// the angle for pair i is pos·base^(-2i/d), built by repeated multiplication in
+// float32, divided by any llama3 frequency factor and scaled linearly.
+func (s *Session) ropeTable(pos int) {
+	c := s.m.Config
+	thetaScale := float32(math.Pow(float64(c.RopeBase), -2/float64(c.RopeDim)))
+	theta := float32(pos)
+	for i := 0; i < c.RopeDim; i += 2 {
+		t := theta
+		if s.m.ropeFreqs != nil {
+			t /= s.m.ropeFreqs[i/2]
+		}
+		t *= c.RopeScale
+		s.rope[i] = float32(math.Cos(float64(t)))
+		s.rope[i+1] = float32(math.Sin(float64(t)))
+		theta *= thetaScale
+	}
+}
+
+// applyRope rotates the first RopeDim elements of one head vector in place.
+//
+// The products are fused the way GCC and Clang compile ggml's
+// "x0*cos - x1*sin" and "x0*sin + x1*cos" on FMA machines. Keys and queries are
+// rounded to F16 right after this, so a one-ulp difference here can flip a
+// half-precision rounding and move a logit by ~1e-3; matching the fusion keeps
+// tamp's logits within llama.cpp's F16 rounding noise.
+func (s *Session) applyRope(v []float32) {
+	c := s.m.Config
+	d := c.RopeDim
+	for i := 0; i < d; i += 2 {
+		cos, sin := s.rope[i], s.rope[i+1]
+		a, b := i, i+1
+		if c.RopeStyle == RopeNeoX {
+			a, b = i/2, i/2+d/2
+		}
+		x0, x1 := v[a], v[b]
+		v[a] = fma32(x0, cos, -(x1 * sin))
+		v[b] = fma32(x1, cos, x0*sin)
+	}
+}
+
+// linear computes out = W·x (+ bias) for n input rows.
+func linear(w, bias *tensor.Tensor, x []float32, n int, out []float32) error {
+	if err := tensor.MatMul(w, x, n, out); err != nil {
+		return err
+	}
+	if bias != nil {
+		b := f32s(bias)
+		for i := range n {
+			add(out[i*len(b):(i+1)*len(b)], b)
+		}
+	}
+	return nil
+}
+
+// rmsNorm writes x / rms(x) · weight for each row of width dim. The sum of
+// squares is taken in float64, as ggml does.
+func rmsNorm(out, x []float32, weight *tensor.Tensor, dim int, eps float32) {
+	w := f32s(weight)
+	for r := 0; r < len(x)/dim; r++ {
+		xr, or := x[r*dim:(r+1)*dim], out[r*dim:(r+1)*dim]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v * v)
+		}
+		scale := float32(1 / math.Sqrt(float64(float32(ss/float64(dim))+eps)))
+		for i, v := range xr {
+			or[i] = v * scale * w[i]
+		}
+	}
+}
+
+func softmax(x []float32) {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - m)))
+		x[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+func add(dst, src []float32) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// fma32 is a float32 fused multiply-add: the float64 product of two float32s is
+// exact, so one float64 addition rounded to float32 equals the fused result
+// (barring double-rounding ties, which these operands do not produce in practice).
+func fma32(a, b, c float32) float32 { return float32(float64(a)*float64(b) + float64(c)) }
+
+func dotF32(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// f32s views an F32 tensor's data as floats without copying.
+func f32s(t *tensor.Tensor) []float32 {
+	return tensor.F32s(t.Data)
+}

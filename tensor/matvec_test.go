@@ -1,0 +1,154 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func randomTensor(r *rand.Rand, typ Type, cols, rows int) *Tensor {
+	ti, _ := typ.Info()
+	return &Tensor{Name: "w." + typ.String(), Type: typ, Dims: []int{cols, rows},
+		Data: randomBlocks(r, typ, cols/ti.BlockSize*rows)}
+}
+
+func TestMatVecMatchesDotRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for _, typ := range supportedTypes() {
+		// 37 rows stay on one goroutine; 300 rows of 512 cross the
+		// parallel threshold. Both must equal DotRow row by row.
+		for _, rows := range []int{37, 300} {
+			w := randomTensor(r, typ, 512, rows)
+			x := randomVector(r, 512)
+			out := make([]float32, rows)
+			if err := MatVec(w, x, out); err != nil {
+				t.Fatalf("%s: %v", typ, err)
+			}
+			xq := ConvertActivation(typ, x, nil)
+			for i := 0; i < rows; i++ {
+				if want := DotRow(typ, 512, w.Row(i), xq); math.Float32bits(out[i]) != math.Float32bits(want) {
+					t.Fatalf("%s rows=%d: out[%d] = %g, DotRow = %g", typ, rows, i, out[i], want)
+				}
+			}
+		}
+	}
+}
+
+func TestMatMulMatchesMatVec(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 15))
+	for _, typ := range supportedTypes() {
+		const cols, rows, n = 256, 45, 3
+		w := randomTensor(r, typ, cols, rows)
+		x := randomVector(r, n*cols)
+		out := make([]float32, n*rows)
+		if err := MatMul(w, x, n, out); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		one := make([]float32, rows)
+		for v := 0; v < n; v++ {
+			if err := MatVec(w, x[v*cols:(v+1)*cols], one); err != nil {
+				t.Fatal(err)
+			}
+			for i := range one {
+				if math.Float32bits(out[v*rows+i]) != math.Float32bits(one[i]) {
+					t.Fatalf("%s: vector %d row %d: MatMul %g, MatVec %g", typ, v, i, out[v*rows+i], one[i])
+				}
+			}
+		}
+	}
+}
+
+// TestMatVecF32Exact: with F32 weights, MatVec is an ordinary product summed
+// in float64, which small integers make exact.
+func TestMatVecF32Exact(t *testing.T) {
+	w := &Tensor{Name: "w", Type: F32, Dims: []int{3, 2}}
+	for _, v := range []float32{1, 2, 3, -4, 5, -6} {
+		w.Data = binary.LittleEndian.AppendUint32(w.Data, math.Float32bits(v))
+	}
+	out := make([]float32, 2)
+	if err := MatVec(w, []float32{1, 10, 100}, out); err != nil {
+		t.Fatal(err)
+	}
+	if out[0] != 321 || out[1] != -554 {
+		t.Errorf("got %v, want [321 -554]", out)
+	}
+}
+
+func TestMatVecErrors(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 17))
+	good := randomTensor(r, Q4_0, 64, 4)
+	tests := []struct {
+		name string
+		w    *Tensor
+		x, o int
+		n    int
+		want string
+	}{
+		{"short input", good, 63, 4, 1, "input has 63 values"},
+		{"short output", good, 64, 3, 1, "output has room for 3"},
+		{"matmul input", good, 64, 8, 2, "input has 64 values, want 2 vectors"},
+		{"negative n", good, 0, 0, -1, "want -1 vectors"},
+		{"truncated data", &Tensor{Name: "t", Type: Q4_0, Dims: []int{64, 4}, Data: good.Data[:100]}, 64, 4, 1, "needs 144 bytes, has 100"},
+		{"row not whole blocks", &Tensor{Name: "b", Type: Q4_0, Dims: []int{48, 1}, Data: make([]byte, 27)}, 48, 1, 1, "not a multiple"},
+		{"unsupported", &Tensor{Name: "iq", Type: IQ4_NL, Dims: []int{32, 1}, Data: make([]byte, 18)}, 32, 1, 1, "IQ4_NL"},
+		{"unknown type", &Tensor{Name: "u", Type: Type(99), Dims: []int{1, 1}, Data: make([]byte, 4)}, 1, 1, 1, "unknown type id 99"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := MatMul(tc.w, make([]float32, max(tc.x, 0)), tc.n, make([]float32, tc.o))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+	if err := MatMul(good, nil, 0, nil); err != nil {
+		t.Errorf("zero vectors: %v", err)
+	}
+}
+
+func TestConvertActivation(t *testing.T) {
+	x := []float32{1, -2.5, 65504, 1e-8}
+	for len(x) < 256 {
+		x = append(x, float32(len(x))/7)
+	}
+	tests := []struct {
+		weights Type
+		elem    func(b []byte, i int) float32
+		want    func(f float32) float32
+	}{
+		{F32, func(b []byte, i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) }, func(f float32) float32 { return f }},
+		{F16, func(b []byte, i int) float32 { return h16(b[2*i:]) }, func(f float32) float32 { return F16ToF32(F32ToF16(f)) }},
+		{BF16, func(b []byte, i int) float32 { return BF16ToF32(le16(b[2*i:])) }, func(f float32) float32 { return BF16ToF32(F32ToBF16(f)) }},
+	}
+	for _, tc := range tests {
+		b := ConvertActivation(tc.weights, x, nil)
+		for i, f := range x {
+			if got, want := tc.elem(b, i), tc.want(f); got != want {
+				t.Fatalf("%s element %d: %g, want %g", tc.weights, i, got, want)
+			}
+		}
+	}
+	// Quantized activation types come from the reference quantizers, and the
+	// buffer passed in is reused when big enough.
+	for _, c := range []struct {
+		weights Type
+		q       func([]float32, []byte)
+	}{{Q4_0, QuantizeQ8_0}, {Q5_1, QuantizeQ8_1}, {Q6_K, QuantizeQ8_K}} {
+		size, _ := RowBytes(VecDotType(c.weights), len(x))
+		buf := make([]byte, size+10)
+		got := ConvertActivation(c.weights, x, buf)
+		if len(got) != size || &got[0] != &buf[0] {
+			t.Errorf("%s: result of %d bytes not written into the given buffer", c.weights, len(got))
+		}
+		want := make([]byte, size)
+		c.q(x, want)
+		if string(got) != string(want) {
+			t.Errorf("%s: conversion differs from the quantizer", c.weights)
+		}
+	}
+	if msg := mustPanic(t, func() { ConvertActivation(Q8_0, x[:30], nil) }); !strings.Contains(msg, "not a multiple") {
+		t.Errorf("partial block: panic %q", msg)
+	}
+}
