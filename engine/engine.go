@@ -132,6 +132,41 @@ func (e *Engine) Encode(prompt string) []int32 {
 	return e.Tok.Encode(prompt, true, false)
 }
 
+// ContextLen is the context a generation gets: ctx if positive, else the
+// model's trained context length.
+func (e *Engine) ContextLen(ctx int) int {
+	if ctx > 0 {
+		return ctx
+	}
+	return e.Model.ContextLen
+}
+
+// FitContext checks that a tokenized prompt fits a context of n tokens with room
+// for one generated token. A prompt that does not fit is an error, or with
+// OverflowTruncate loses tokens from its start (BOS kept); dropped says how many.
+func (e *Engine) FitContext(tokens []int32, n int, o Overflow) (kept []int32, dropped int, err error) {
+	if len(tokens) == 0 {
+		return nil, 0, fmt.Errorf("engine: empty prompt and the vocabulary adds no BOS token")
+	}
+	if len(tokens) < n {
+		return tokens, 0, nil
+	}
+	if o != OverflowTruncate {
+		return nil, 0, fmt.Errorf("%w: %d tokens, context is %d and one token must remain for generation (raise --ctx or shorten the prompt)", ErrPromptTooLong, len(tokens), n)
+	}
+	keep := n - 1
+	if keep < 1 {
+		return nil, 0, fmt.Errorf("%w: context of %d tokens leaves no room to generate", ErrPromptTooLong, n)
+	}
+	dropped = len(tokens) - keep
+	if tokens[0] == e.Tok.BOS() && e.Tok.AddBOS() && keep > 1 {
+		kept = append([]int32{tokens[0]}, tokens[1+dropped:]...)
+	} else {
+		kept = append([]int32(nil), tokens[dropped:]...)
+	}
+	return kept, dropped, nil
+}
+
 // Generate runs prompt through the model and samples up to MaxTokens tokens.
 func (e *Engine) Generate(ctx context.Context, prompt string, o GenerateOptions) (Stats, error) {
 	return e.GenerateTokens(ctx, e.Encode(prompt), o)
@@ -145,22 +180,9 @@ func (e *Engine) GenerateTokens(ctx context.Context, tokens []int32, o GenerateO
 		return st, err
 	}
 	n := sess.Context()
-	if len(tokens) == 0 {
-		return st, fmt.Errorf("engine: empty prompt and the vocabulary adds no BOS token")
-	}
-	if len(tokens) > n {
-		if o.Overflow != OverflowTruncate {
-			return st, fmt.Errorf("%w: %d tokens, context is %d (raise --ctx or shorten the prompt)", ErrPromptTooLong, len(tokens), n)
-		}
-		// Keep room for at least one generated token.
-		keep := n - 1
-		drop := len(tokens) - keep
-		if tokens[0] == e.Tok.BOS() && e.Tok.AddBOS() {
-			tokens = append([]int32{tokens[0]}, tokens[1+drop:]...)
-		} else {
-			tokens = tokens[drop:]
-		}
-		st.Truncated = drop
+	tokens, st.Truncated, err = e.FitContext(tokens, n, o.Overflow)
+	if err != nil {
+		return st, err
 	}
 	st.PromptTokens = len(tokens)
 	smp, err := sample.New(o.Sampling)

@@ -85,7 +85,10 @@ type KLDAccumulator struct {
 // Add compares one position: logits is the evaluated model's row, baseRow the
 // base model's stored row for the same position (see [EncodeBaseRow]) and next
 // the actual next token. It returns the position's KLD. On error nothing is
-// accumulated.
+// accumulated. The row's length is checked, but it cannot tell an odd
+// vocabulary from the next even one (the padding makes their rows equally
+// long), so callers comparing against a file should check its Vocab, as
+// [Perplexity] does.
 func (a *KLDAccumulator) Add(logits []float32, baseRow []uint16, next int32) (float64, error) {
 	n := len(logits)
 	if err := checkToken(next, n); err != nil {

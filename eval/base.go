@@ -56,7 +56,8 @@ func (b *Base) chunkBytes() int64 {
 // header promises, and the Base reads rows at their offsets: it can be used for
 // any number of evaluations, concurrently. Otherwise the Base consumes r
 // sequentially and serves a single evaluation; truncation is then reported when
-// the missing rows are reached.
+// the missing rows are reached. Either way r must stay open while the Base is
+// in use.
 func ReadBase(r io.Reader) (*Base, error) {
 	if ra, ok := r.(io.ReaderAt); ok {
 		if sk, ok := r.(io.Seeker); ok {

@@ -35,8 +35,8 @@
 // probability of the actual next token minus the base's. Percentiles use
 // llama.cpp's linear interpolation between sorted values (see [Percentile]).
 // Because the base log-probabilities are stored quantized, a model compared
-// with itself shows a KLD of order 1e-5 rather than exactly zero, as in
-// llama.cpp.
+// with itself shows per-position KLDs of up to about ±1e-5 (a mean near 1e-6)
+// rather than exactly zero, as in llama.cpp.
 //
 // [NLLAccumulator] and [KLDAccumulator] expose the per-position computations
 // so that other evaluations (KV-cache variants, parameter sweeps) can feed

@@ -186,7 +186,7 @@ func TestKLDPerturbed(t *testing.T) {
 	}
 
 	var b strings.Builder
-	if err := res.Report(&b); err != nil {
+	if err := res.Format(&b); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Mean    KLD:", "99.0%   KLD:", "Same top p:", "Mean PPL(base)", "RMS Δp"} {

@@ -86,6 +86,9 @@ func Perplexity(ctx context.Context, s Scorer, tokens []int32, opts Options) (*R
 	nctx := opts.Ctx
 	var nchunk int
 	if b := opts.Base; b != nil {
+		if b.Ctx < 3 || b.Chunks < 1 || len(b.Tokens) != b.Ctx*b.Chunks {
+			return nil, fmt.Errorf("eval: invalid Base (ctx %d, %d chunks, %d tokens); obtain one from ReadBase", b.Ctx, b.Chunks, len(b.Tokens))
+		}
 		if nctx == 0 {
 			nctx = b.Ctx
 		}
@@ -240,10 +243,10 @@ func matchBaseTokens(tokens, base []int32) error {
 	return nil
 }
 
-// Report writes a human-readable summary in the style of llama-perplexity's
+// Format writes a human-readable summary in the style of llama-perplexity's
 // output: the final estimate line and, for a KL-divergence run, its
 // perplexity, KL-divergence and token-probability sections.
-func (r *Result) Report(w io.Writer) error {
+func (r *Result) Format(w io.Writer) error {
 	ew := &errWriter{w: w}
 	ew.printf("perplexity: %d chunks of %d tokens, %d scored tokens\n", r.Chunks, r.Ctx, r.Tokens)
 	ew.printf("Final estimate: PPL = %.4f +/- %.5f\n", r.PPL, r.PPLErr)
@@ -291,7 +294,7 @@ func (r *Result) Report(w io.Writer) error {
 	return ew.err
 }
 
-// errWriter keeps the first write error so that Report can print freely.
+// errWriter keeps the first write error so that Format can print freely.
 type errWriter struct {
 	w   io.Writer
 	err error

@@ -159,6 +159,7 @@ func TestPerplexityErrors(t *testing.T) {
 		{"negative token", ok(), append([]int32{-1}, tokens[:15]...), Options{Ctx: 8}, "token 0 is -1"},
 		{"BOS out of range", ok(), tokens, Options{Ctx: 8, AddBOS: true, BOS: 9}, "BOS"},
 		{"base and save", ok(), tokens, Options{Ctx: 8, SaveBase: &bytes.Buffer{}, Base: &Base{}}, "mutually exclusive"},
+		{"hand-made base", ok(), tokens, Options{Ctx: 8, Base: &Base{Ctx: 8, Chunks: 2, Vocab: 5}}, "invalid Base"},
 		{"scorer fails", &bigramScorer{logP: ok().logP, requireFirst: -1, failOn: 2}, tokens, Options{Ctx: 8}, "chunk 2 of 5: scorer failure"},
 		{"non-finite logit", nan, []int32{0, 1, 2, 0, 1, 2}, Options{Ctx: 3}, "logit 1 is NaN"},
 		{"empty vocabulary", unigramScorer{}, tokens, Options{Ctx: 8}, "vocabulary of 0"},
@@ -197,10 +198,10 @@ func TestPerplexityCancel(t *testing.T) {
 	}
 }
 
-func TestReportPPL(t *testing.T) {
+func TestFormatPPL(t *testing.T) {
 	var b strings.Builder
 	r := &Result{PPL: 5.00461, PPLErr: 0.029, Tokens: 1000, Chunks: 10, Ctx: 128}
-	if err := r.Report(&b); err != nil {
+	if err := r.Format(&b); err != nil {
 		t.Fatal(err)
 	}
 	if want := "Final estimate: PPL = 5.0046 +/- 0.02900\n"; !strings.Contains(b.String(), want) {

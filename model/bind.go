@@ -272,10 +272,11 @@ func bindWeights(f *gguf.File, c Config) (*Model, error) {
 func expertSlice(t *tensor.Tensor, e int) *tensor.Tensor {
 	size := t.RowBytes() * t.Dims[1]
 	return &tensor.Tensor{
-		Name: fmt.Sprintf("%s[%d]", t.Name, e),
-		Type: t.Type,
-		Dims: []int{t.Dims[0], t.Dims[1]},
-		Data: t.Data[e*size : (e+1)*size],
+		Name:   fmt.Sprintf("%s[%d]", t.Name, e),
+		Parent: t,
+		Type:   t.Type,
+		Dims:   []int{t.Dims[0], t.Dims[1]},
+		Data:   t.Data[e*size : (e+1)*size],
 	}
 }
 

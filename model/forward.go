@@ -20,12 +20,30 @@ type SessionOptions struct {
 	// Batch is how many prompt tokens go through each weight matrix together
 	// (default 64). It bounds scratch memory and does not change results.
 	Batch int
+	// Observer, if set, sees the inputs of every weight matrix and every
+	// expert-routing decision, for calibration (importance matrices, expert
+	// statistics). It must not keep the slices it is handed.
+	Observer Observer
+}
+
+// Observer watches a forward pass. tamp's calibration tools implement it; the
+// forward pass calls it at fixed points and never depends on what it does.
+type Observer interface {
+	// MatMulInput is called with the n input rows, each w.Cols() wide, about to
+	// be multiplied by w. For a mixture-of-experts tensor w is the stacked
+	// [in, out, experts] tensor and expert says which expert's slice is used;
+	// expert is -1 for ordinary matrices.
+	MatMulInput(w *tensor.Tensor, expert int, x []float32, n int)
+	// Routed is called once per token and MoE layer with the experts chosen and
+	// the weights their outputs are mixed with.
+	Routed(layer int, experts []int, weights []float32)
 }
 
 // Session is one sequence being evaluated: its position, KV cache and scratch
 // buffers. It is not safe for concurrent use; run one Session per sequence.
 type Session struct {
 	m      *Model
+	obs    Observer
 	cache  *kv.Cache
 	ctxLen int
 	batch  int
@@ -37,7 +55,7 @@ type Session struct {
 	out                       []float32 // returned logits
 	scores                    []float32 // one query's attention over the cache
 	qh, kh                    []float32 // one head's query and key as llama.cpp rounds them
-	router                    []float32
+	router, routeWeights      []float32
 	expertIdx                 []int
 	eh, eh2, ey               []float32 // one token's expert activations
 	rope                      []float32 // cos/sin pairs for one position
@@ -61,6 +79,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	qDim, kvDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 	s := &Session{
 		m:      m,
+		obs:    opts.Observer,
 		cache:  kv.New(c.Layers, c.KVHeads, c.HeadDim, ctx, opts.KVStorage),
 		ctxLen: ctx,
 		batch:  b,
@@ -81,6 +100,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	if c.Experts > 0 {
 		s.router = make([]float32, c.Experts)
+		s.routeWeights = make([]float32, c.Experts)
 		s.expertIdx = make([]int, c.Experts)
 		s.eh = make([]float32, c.FFN)
 		s.eh2 = make([]float32, c.FFN)
@@ -162,13 +182,13 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 
 		// Attention: normalise, project, rotate, cache, attend, project back.
 		rmsNorm(s.xb[:n*dim], x, l.AttnNorm, dim, c.RMSEps)
-		if err := linear(l.Wq, l.Bq, s.xb[:n*dim], n, s.q[:n*qDim]); err != nil {
+		if err := s.linear(l.Wq, l.Bq, s.xb[:n*dim], n, s.q[:n*qDim]); err != nil {
 			return err
 		}
-		if err := linear(l.Wk, l.Bk, s.xb[:n*dim], n, s.k[:n*kvDim]); err != nil {
+		if err := s.linear(l.Wk, l.Bk, s.xb[:n*dim], n, s.k[:n*kvDim]); err != nil {
 			return err
 		}
-		if err := linear(l.Wv, l.Bv, s.xb[:n*dim], n, s.v[:n*kvDim]); err != nil {
+		if err := s.linear(l.Wv, l.Bv, s.xb[:n*dim], n, s.v[:n*kvDim]); err != nil {
 			return err
 		}
 		for i := range n {
@@ -187,7 +207,7 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 		for i := range n {
 			s.attend(li, int32(s.pos+i), s.q[i*qDim:(i+1)*qDim], s.att[i*qDim:(i+1)*qDim])
 		}
-		if err := linear(l.Wo, l.Bo, s.att[:n*qDim], n, s.proj[:n*dim]); err != nil {
+		if err := s.linear(l.Wo, l.Bo, s.att[:n*qDim], n, s.proj[:n*dim]); err != nil {
 			return err
 		}
 		add(x, s.proj[:n*dim])
@@ -195,10 +215,10 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 		// Feed-forward.
 		rmsNorm(s.xb[:n*dim], x, l.FFNNorm, dim, c.RMSEps)
 		if l.experts != nil {
-			if err := s.moe(l, n); err != nil {
+			if err := s.moe(li, l, n); err != nil {
 				return err
 			}
-		} else if err := s.swiglu(l.FFNGate, l.FFNUp, l.FFNDown, s.xb[:n*dim], n, s.hb, s.hb2, s.proj[:n*dim]); err != nil {
+		} else if err := s.swiglu(l.FFNGate, l.FFNUp, l.FFNDown, -1, s.xb[:n*dim], n, s.hb, s.hb2, s.proj[:n*dim]); err != nil {
 			return err
 		}
 		add(x, s.proj[:n*dim])
@@ -209,7 +229,7 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 		return nil
 	}
 	rmsNorm(s.xb[:n*dim], x, m.OutputNorm, dim, c.RMSEps)
-	return tensor.MatMul(m.Output, s.xb[:n*dim], n, s.logits[:n*c.Vocab])
+	return s.linear(m.Output, nil, s.xb[:n*dim], n, s.logits[:n*c.Vocab])
 }
 
 // attend computes one query position's attention output for every head.
@@ -280,10 +300,15 @@ func (s *Session) attend(layer int, pos int32, q, out []float32) {
 	}
 }
 
-// swiglu computes down(silu(gate(x)) * up(x)) for n rows.
-func (s *Session) swiglu(gate, up, down *tensor.Tensor, x []float32, n int, hb, hb2, out []float32) error {
+// swiglu computes down(silu(gate(x)) * up(x)) for n rows. For an expert,
+// gate/up/down are its slices and expert its index (else -1).
+func (s *Session) swiglu(gate, up, down *tensor.Tensor, expert int, x []float32, n int, hb, hb2, out []float32) error {
 	f := gate.Rows()
 	hb, hb2 = hb[:n*f], hb2[:n*f]
+	if s.obs != nil {
+		s.observe(gate, expert, x, n)
+		s.observe(up, expert, x, n)
+	}
 	if err := tensor.MatMul(gate, x, n, hb); err != nil {
 		return err
 	}
@@ -293,18 +318,29 @@ func (s *Session) swiglu(gate, up, down *tensor.Tensor, x []float32, n int, hb, 
 	for i, g := range hb {
 		hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * hb2[i]
 	}
+	if s.obs != nil {
+		s.observe(down, expert, hb, n)
+	}
 	return tensor.MatMul(down, hb, n, out)
+}
+
+// observe reports a matrix input, naming the stacked tensor for an expert slice.
+func (s *Session) observe(w *tensor.Tensor, expert int, x []float32, n int) {
+	if expert >= 0 {
+		w = w.Parent
+	}
+	s.obs.MatMulInput(w, expert, x, n)
 }
 
 // moe routes each token to its top ExpertsUsed experts, weighting their outputs
 // by the router's softmax renormalised over the chosen experts (Mixtral).
-func (s *Session) moe(l *Layer, n int) error {
+func (s *Session) moe(layer int, l *Layer, n int) error {
 	c := s.m.Config
 	out := s.proj[:n*c.Dim]
 	clear(out)
 	for i := range n {
 		xi := s.xb[i*c.Dim : (i+1)*c.Dim]
-		if err := tensor.MatVec(l.FFNRouter, xi, s.router); err != nil {
+		if err := s.linear(l.FFNRouter, nil, xi, 1, s.router); err != nil {
 			return err
 		}
 		softmax(s.router)
@@ -318,9 +354,16 @@ func (s *Session) moe(l *Layer, n int) error {
 			total += s.router[e]
 		}
 		oi := out[i*c.Dim : (i+1)*c.Dim]
+		if s.obs != nil {
+			w := s.routeWeights[:c.ExpertsUsed]
+			for k, e := range idx[:c.ExpertsUsed] {
+				w[k] = s.router[e] / total
+			}
+			s.obs.Routed(layer, idx[:c.ExpertsUsed], w)
+		}
 		for _, e := range idx[:c.ExpertsUsed] {
 			ex := l.experts[e]
-			if err := s.swiglu(ex.gate, ex.up, ex.down, xi, 1, s.eh, s.eh2, s.ey); err != nil {
+			if err := s.swiglu(ex.gate, ex.up, ex.down, e, xi, 1, s.eh, s.eh2, s.ey); err != nil {
 				return err
 			}
 			w := s.router[e] / total
@@ -374,7 +417,10 @@ func (s *Session) applyRope(v []float32) {
 }
 
 // linear computes out = W·x (+ bias) for n input rows.
-func linear(w, bias *tensor.Tensor, x []float32, n int, out []float32) error {
+func (s *Session) linear(w, bias *tensor.Tensor, x []float32, n int, out []float32) error {
+	if s.obs != nil {
+		s.obs.MatMulInput(w, -1, x, n)
+	}
 	if err := tensor.MatMul(w, x, n, out); err != nil {
 		return err
 	}

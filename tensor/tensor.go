@@ -16,6 +16,9 @@ type Tensor struct {
 	Type Type
 	Dims []int
 	Data []byte
+	// Parent is the tensor this one is a slice of (one expert of a stacked
+	// mixture-of-experts tensor), or nil.
+	Parent *Tensor
 }
 
 // Cols is the row length (Dims[0]).

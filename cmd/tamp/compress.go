@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"tamp/engine"
@@ -101,8 +100,7 @@ func runCompress(cmd *cobra.Command, cf *compressFlags) error {
 	}
 
 	fmt.Fprintf(stderr, "compressing %s to %s\n", base.Path, typ)
-	bar := progressbar.NewOptions(len(base.File.Tensors), progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetDescription("quantizing"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	bar := newProgress(stderr, len(base.File.Tensors), "quantizing")
 	qf, rep, err := quant.Quantize(base.File, quant.Options{Type: typ, Progress: func(done, _ int, _ string) { bar.Set(done) }})
 	if err != nil {
 		return err
@@ -175,17 +173,19 @@ func (s *side) evaluate(ctx context.Context, stderr io.Writer, tokens []int32, o
 	if err != nil {
 		return err
 	}
-	var bar *progressbar.ProgressBar
+	var bar *progress
 	opts.Progress = func(done, total int) {
 		if bar == nil {
-			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
-				progressbar.OptionSetDescription("evaluating "+s.name), progressbar.OptionClearOnFinish())
+			bar = newProgress(stderr, total, "evaluating "+s.name)
 		}
 		bar.Set(done)
 	}
 	start := time.Now()
 	s.res, err = eval.Perplexity(ctx, scorer, tokens, opts)
 	s.evalTime = time.Since(start)
+	if bar != nil {
+		bar.Finish()
+	}
 	return err
 }
 

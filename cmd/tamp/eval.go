@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"tamp/eval"
@@ -94,14 +93,15 @@ which both models agree on the most likely token.`,
 				return err
 			}
 			if !quiet {
-				var bar *progressbar.ProgressBar
+				var bar *progress
 				opts.Progress = func(done, total int) {
 					if bar == nil {
-						bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-							progressbar.OptionSetDescription("chunks"), progressbar.OptionShowCount(),
-							progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+						bar = newProgress(cmd.ErrOrStderr(), total, "chunks")
 					}
 					bar.Set(done)
+					if done == total {
+						bar.Finish()
+					}
 				}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d tokens, ctx %d\n", textPath, len(tokens), ctxLen)

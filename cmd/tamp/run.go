@@ -42,10 +42,22 @@ keeps BOS and the end of the prompt and says how many tokens it dropped.`,
 				return err
 			}
 			params := sf.params()
+			overflow := engine.OverflowError
+			if truncate {
+				overflow = engine.OverflowTruncate
+			}
+			// Check the prompt against the context before printing anything.
+			tokens, dropped, err := e.FitContext(e.Encode(prompt), e.ContextLen(ctxLen), overflow)
+			if err != nil {
+				return err
+			}
+			if dropped > 0 {
+				prompt = e.Tok.Decode(tokens)
+			}
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			defer out.Flush()
 			fmt.Fprint(out, prompt)
-			opts := engine.GenerateOptions{
+			st, err := e.GenerateTokens(cmd.Context(), tokens, engine.GenerateOptions{
 				MaxTokens: n,
 				Context:   ctxLen,
 				KVStorage: storage,
@@ -56,16 +68,13 @@ keeps BOS and the end of the prompt and says how many tokens it dropped.`,
 					}
 					return out.Flush()
 				},
-			}
-			if truncate {
-				opts.Overflow = engine.OverflowTruncate
-			}
-			st, err := e.Generate(cmd.Context(), prompt, opts)
+			})
 			fmt.Fprintln(out)
 			out.Flush()
 			if err != nil {
 				return err
 			}
+			st.Truncated = dropped
 			w := cmd.ErrOrStderr()
 			if st.Truncated > 0 {
 				fmt.Fprintf(w, "note: prompt truncated: dropped its first %d tokens to fit the context\n", st.Truncated)
