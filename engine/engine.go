@@ -89,8 +89,11 @@ type GenerateOptions struct {
 	// Context is the sequence length; 0 means the model's trained length.
 	Context   int
 	KVStorage kv.Storage
-	Sampling  sample.Params
-	Overflow  Overflow
+	// KV compresses the cache while generating (eviction policy, budget,
+	// quantization); the zero value keeps everything.
+	KV       kv.Spec
+	Sampling sample.Params
+	Overflow Overflow
 	// StopAtBOS ends generation when BOS is sampled, as llama2.c's run.c does.
 	StopAtBOS bool
 	// OnText receives the text of each token as soon as it forms whole UTF-8
@@ -175,7 +178,7 @@ func (e *Engine) Generate(ctx context.Context, prompt string, o GenerateOptions)
 // GenerateTokens is Generate for an already tokenized prompt.
 func (e *Engine) GenerateTokens(ctx context.Context, tokens []int32, o GenerateOptions) (Stats, error) {
 	var st Stats
-	sess, err := e.Model.NewSession(model.SessionOptions{Context: o.Context, KVStorage: o.KVStorage})
+	sess, err := e.Model.NewSession(model.SessionOptions{Context: o.Context, KVStorage: o.KVStorage, KV: o.KV})
 	if err != nil {
 		return st, err
 	}
@@ -206,6 +209,7 @@ func (e *Engine) GenerateTokens(ctx context.Context, tokens []int32, o GenerateO
 	st.PromptTime = time.Since(start)
 	start = time.Now()
 	st.FinishReason = "length"
+	var step [1]int32
 	for o.MaxTokens <= 0 || st.GeneratedTokens < o.MaxTokens {
 		if err := ctx.Err(); err != nil {
 			return st, err
@@ -227,7 +231,8 @@ func (e *Engine) GenerateTokens(ctx context.Context, tokens []int32, o GenerateO
 		if sess.Pos() >= n {
 			break
 		}
-		if logits, err = sess.Forward([]int32{next}, false); err != nil {
+		step[0] = next
+		if logits, err = sess.Forward(step[:], false); err != nil {
 			return st, err
 		}
 	}

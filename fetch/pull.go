@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -57,6 +58,10 @@ type PullOptions struct {
 // retryBackoff, doubling, between them.
 const maxFailures = 4
 
+// maxAttempts bounds the connections one Pull makes even while each makes
+// progress, against servers that trickle a file a few bytes per connection.
+const maxAttempts = 1000
+
 var retryBackoff = 500 * time.Millisecond // var so tests can shorten it
 
 // Pull downloads the model ref (a hf: reference or an http(s) URL) into
@@ -66,8 +71,11 @@ var retryBackoff = 500 * time.Millisecond // var so tests can shorten it
 // The download goes to NAME.partial and is renamed to NAME only once it is
 // complete and verified. A .partial left by an interrupted Pull (network
 // failure, cancelled ctx) is resumed with an HTTP Range request; a server
-// that ignores Range makes it start over. A dropped or stalled connection is
-// resumed automatically while it keeps delivering data.
+// that ignores Range makes it start over. NAME.partial.meta records the URL
+// and the server's ETag or Last-Modified, so a partial file from another
+// source is discarded rather than extended, and If-Range makes the server
+// send the whole file again if it changed. A dropped or stalled connection
+// is resumed automatically while it keeps delivering data.
 //
 // The result is verified against, where known:
 //   - the size: opts.Size, else the total the server states (Content-Range,
@@ -297,6 +305,12 @@ func parseSHA(s string) (string, bool) {
 	return s, true
 }
 
+// discard marks a failure that shows the partial file is not worth keeping.
+type discard struct{ err error }
+
+func (e discard) Error() string { return e.err.Error() }
+func (e discard) Unwrap() error { return e.err }
+
 // retryable marks an attempt that failed in a way a new connection may fix.
 type retryable struct{ err error }
 
@@ -307,16 +321,30 @@ func (e retryable) Unwrap() error { return e.err }
 func (d *download) run(ctx context.Context) error {
 	defer d.closeBar()
 	failures := 0
-	for {
-		got, err := d.attempt(ctx)
+	best := int64(0) // the longest the partial file has been
+	if fi, err := os.Stat(d.partial); err == nil {
+		best = fi.Size()
+	}
+	for attempts := 1; ; attempts++ {
+		if attempts > maxAttempts {
+			return fmt.Errorf("pull %s: giving up after %d connections (the partial download %s is kept; run the same pull to resume)", d.r.ref, maxAttempts, d.partial)
+		}
+		err := d.attempt(ctx)
 		if err == nil {
 			break
 		}
 		var re retryable
 		if !errors.As(err, &re) {
+			if errors.As(err, new(discard)) {
+				d.removePartial() // attempt has closed it
+			}
 			return err
 		}
-		if got > 0 {
+		// Progress means a longer partial file than ever before; bytes that
+		// only refill a restarted file do not count, or a server that ignores
+		// Range and drops every connection would keep us busy forever.
+		if d.size > best {
+			best = d.size
 			failures = 0
 			continue
 		}
@@ -335,12 +363,13 @@ func (d *download) run(ctx context.Context) error {
 		}
 	}
 	if err := d.verify(); err != nil {
-		os.Remove(d.partial)
+		d.removePartial()
 		return err
 	}
 	if err := os.Rename(d.partial, d.final); err != nil {
 		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
+	os.Remove(d.partial + metaSuffix)
 	if d.bar != nil {
 		d.bar.Finish()
 	}
@@ -362,19 +391,22 @@ func (d *download) netError(ctx context.Context, err error) error {
 var errStalled = errors.New("connection stalled")
 
 // attempt makes one request and appends what it delivers to the partial
-// file. It returns how many bytes it wrote, and nil once the file is
+// file, leaving its length in d.size. It returns nil once the file is
 // complete.
-func (d *download) attempt(ctx context.Context) (int64, error) {
+func (d *download) attempt(ctx context.Context) error {
 	f, err := os.OpenFile(d.partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
 	off := fi.Size()
+	d.size = off
+	var got int64
+	defer func() { d.size = off + got }()
 
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -383,14 +415,32 @@ func (d *download) attempt(ctx context.Context) (int64, error) {
 
 	req, err := d.newRequest(actx, http.MethodGet)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+		m, ok := readMeta(d.partial + metaSuffix)
+		if ok && m.URL != d.r.url {
+			// Another source's file of the same name: its bytes are no
+			// prefix of this one.
+			if err := f.Truncate(0); err != nil {
+				return fmt.Errorf("pull %s: %w", d.r.ref, err)
+			}
+			off = 0
+		} else {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+			// If the file changed since the partial was fetched, If-Range
+			// makes the server send all of the new one (200) instead of
+			// the rest of it.
+			if v := m.ETag; v != "" && !strings.HasPrefix(v, "W/") {
+				req.Header.Set("If-Range", v)
+			} else if m.LastModified != "" {
+				req.Header.Set("If-Range", m.LastModified)
+			}
+		}
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return 0, d.attemptError(ctx, actx, err)
+		return d.attemptError(ctx, actx, err)
 	}
 	defer resp.Body.Close()
 
@@ -399,7 +449,7 @@ func (d *download) attempt(ctx context.Context) (int64, error) {
 	case http.StatusOK:
 		if off > 0 { // the server ignored Range: start over
 			if err := f.Truncate(0); err != nil {
-				return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+				return fmt.Errorf("pull %s: %w", d.r.ref, err)
 			}
 			off = 0
 		}
@@ -408,62 +458,73 @@ func (d *download) attempt(ctx context.Context) (int64, error) {
 		first, _, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || first != off {
 			// Not the range asked for; start over rather than guess.
+			why := fmt.Errorf("server answered a request for bytes from %d with Content-Range %q", off, resp.Header.Get("Content-Range"))
 			if err := f.Truncate(0); err != nil {
-				return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+				return fmt.Errorf("pull %s: %w", d.r.ref, err)
 			}
-			return 0, retryable{fmt.Errorf("server answered a request for bytes from %d with Content-Range %q", off, resp.Header.Get("Content-Range"))}
+			off = 0
+			return retryable{why}
 		}
 		total = size
 	case http.StatusRequestedRangeNotSatisfiable:
 		if off == 0 {
-			return 0, fmt.Errorf("pull %s: server refused the download (HTTP 416) without a Range request", d.r.ref)
+			return fmt.Errorf("pull %s: server refused the download (HTTP 416) without a Range request", d.r.ref)
 		}
 		_, _, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if ok && size != off {
 			// The partial file is longer than the file: it is not a prefix of it.
+			why := fmt.Errorf("partial download (%d bytes) is longer than the file (%d bytes)", off, size)
 			if err := f.Truncate(0); err != nil {
-				return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+				return fmt.Errorf("pull %s: %w", d.r.ref, err)
 			}
-			return 0, retryable{fmt.Errorf("partial download (%d bytes) is longer than the file (%d bytes)", off, size)}
+			off = 0
+			return retryable{why}
 		}
 		// Already complete (or the server will not say; verify decides).
 		if err := d.noteResponse(resp, off, size); err != nil {
-			return 0, err
+			return err
 		}
 		d.sha = nil // verify hashes the file itself
-		return 0, nil
+		return nil
 	default:
 		err := statusError(d.r, resp)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return 0, retryable{err}
+			return retryable{err}
 		}
-		return 0, err
+		return err
 	}
 	if err := d.noteResponse(resp, off, total); err != nil {
-		return 0, err
+		return err
+	}
+	if err := writeMeta(d.partial+metaSuffix, partialMeta{
+		URL: d.r.url, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
+	}); err != nil {
+		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
 
 	h := sha256.New()
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("pull %s: %w", d.r.ref, err)
+		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
 	if _, err := io.CopyN(h, f, off); err != nil {
-		return 0, fmt.Errorf("pull %s: reading the partial download: %w", d.r.ref, err)
+		return fmt.Errorf("pull %s: reading the partial download: %w", d.r.ref, err)
 	}
 	d.sha = h
 	d.startBar(off)
 
 	buf := make([]byte, 256<<10)
-	var got int64
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			watchdog.Reset(d.stall)
 			if _, err := f.Write(buf[:n]); err != nil {
-				return got, fmt.Errorf("pull %s: writing %s: %w", d.r.ref, d.partial, err)
+				return fmt.Errorf("pull %s: writing %s: %w", d.r.ref, d.partial, err)
 			}
 			h.Write(buf[:n])
 			got += int64(n)
+			if d.total >= 0 && off+got > d.total {
+				return discard{fmt.Errorf("pull %s: the server sent more than the %d bytes it stated; the download was discarded", d.r.ref, d.total)}
+			}
 			if d.bar != nil {
 				d.bar.Add64(int64(n))
 			}
@@ -472,17 +533,53 @@ func (d *download) attempt(ctx context.Context) (int64, error) {
 			break
 		}
 		if rerr != nil {
-			return got, d.attemptError(ctx, actx, rerr)
+			return d.attemptError(ctx, actx, rerr)
 		}
 	}
-	d.size = off + got
-	if d.total >= 0 && d.size < d.total {
-		return got, retryable{fmt.Errorf("connection closed after %d of %d bytes", d.size, d.total)}
+	if d.total >= 0 && off+got < d.total {
+		return retryable{fmt.Errorf("connection closed after %d of %d bytes", off+got, d.total)}
 	}
 	if err := f.Sync(); err != nil {
-		return got, fmt.Errorf("pull %s: %w", d.r.ref, err)
+		return fmt.Errorf("pull %s: %w", d.r.ref, err)
 	}
-	return got, nil
+	return nil
+}
+
+// metaSuffix names the file beside a partial download that records where it
+// came from, so a resume neither mixes two sources' files of the same name
+// nor appends to a file that changed on the server.
+const metaSuffix = ".meta"
+
+// partialMeta is the content of a partial download's meta file.
+type partialMeta struct {
+	URL          string `json:"url"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+// readMeta reads a meta file; ok is false when there is none or it is
+// unreadable, in which case the partial is resumed on trust and the final
+// checks (size, sha256, magic) are the safeguard.
+func readMeta(p string) (m partialMeta, ok bool) {
+	b, err := os.ReadFile(p)
+	if err != nil || json.Unmarshal(b, &m) != nil || m.URL == "" {
+		return partialMeta{}, false
+	}
+	return m, true
+}
+
+func writeMeta(p string, m partialMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p, append(b, '\n'), 0o644)
+}
+
+// removePartial deletes the partial download and its meta file.
+func (d *download) removePartial() {
+	os.Remove(d.partial)
+	os.Remove(d.partial + metaSuffix)
 }
 
 // attemptError classifies a failed request or read: the caller's
@@ -505,8 +602,7 @@ func (d *download) noteResponse(resp *http.Response, off, total int64) error {
 	}
 	if total >= 0 {
 		if d.opts.Size > 0 && total != d.opts.Size {
-			os.Remove(d.partial)
-			return fmt.Errorf("pull %s: the server says the file is %d bytes, expected %d", d.r.ref, total, d.opts.Size)
+			return discard{fmt.Errorf("pull %s: the server says the file is %d bytes, expected %d; the download was discarded", d.r.ref, total, d.opts.Size)}
 		}
 		d.total = total
 	}

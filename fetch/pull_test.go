@@ -50,7 +50,11 @@ type recorder struct {
 func (rc *recorder) note(r *http.Request) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.reqs = append(rc.reqs, strings.TrimSpace(r.Method+" "+r.URL.Path+" "+r.Header.Get("Range")))
+	line := strings.TrimSpace(r.Method + " " + r.URL.Path + " " + r.Header.Get("Range"))
+	if ir := r.Header.Get("If-Range"); ir != "" {
+		line += " if-range " + ir
+	}
+	rc.reqs = append(rc.reqs, line)
 }
 
 func (rc *recorder) all() []string {
@@ -91,15 +95,17 @@ func checkResult(t *testing.T, path, dir, name string, want []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("downloaded %d bytes (sha256 %s), want %d bytes (sha256 %s)", len(got), sha(got), len(want), sha(want))
 	}
-	if _, err := os.Stat(path + partialSuffix); !os.IsNotExist(err) {
-		t.Errorf("partial file left behind (stat error %v)", err)
+	for _, p := range []string{path + partialSuffix, path + partialSuffix + metaSuffix} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left behind (stat error %v)", p, err)
+		}
 	}
 }
 
 // checkNothing asserts that a failed Pull left neither the file nor a partial.
 func checkNothing(t *testing.T, dir, name string) {
 	t.Helper()
-	for _, p := range []string{filepath.Join(dir, name), filepath.Join(dir, name+partialSuffix)} {
+	for _, p := range []string{filepath.Join(dir, name), filepath.Join(dir, name+partialSuffix), filepath.Join(dir, name+partialSuffix+metaSuffix)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s exists after a failed pull (stat error %v)", p, err)
 		}
@@ -340,6 +346,54 @@ func TestPullResumesPartialFile(t *testing.T) {
 	}
 }
 
+// TestPullPartialProvenance checks that a partial download is only resumed
+// from the source it came from, and only while that file is unchanged.
+func TestPullPartialProvenance(t *testing.T) {
+	v1 := ggufBytes(100_000, 20)
+	v2 := ggufBytes(100_000, 21)
+	etag := func(b []byte) string { return `"` + sha(b)[:16] + `"` }
+	tests := []struct {
+		name     string
+		metaURL  string // "" means the pulled URL; "none" means no meta file
+		metaETag string
+		serve    []byte
+		wantReq  string
+	}{
+		{"same file resumes", "", etag(v1), v1, "GET /m.gguf bytes=40000- if-range " + etag(v1)},
+		{"changed file starts over", "", etag(v1), v2, "GET /m.gguf bytes=40000- if-range " + etag(v1)},
+		{"other source starts over", "http://elsewhere.example/m.gguf", etag(v1), v2, "GET /m.gguf"},
+		{"no record resumes on trust", "none", "", v1, "GET /m.gguf bytes=40000-"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, rc := serve(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("ETag", etag(tc.serve))
+				serveContent(tc.serve)(w, r)
+			})
+			dir := t.TempDir()
+			partial := filepath.Join(dir, "m.gguf"+partialSuffix)
+			os.WriteFile(partial, v1[:40_000], 0o644)
+			if tc.metaURL != "none" {
+				u := tc.metaURL
+				if u == "" {
+					u = srv.URL + "/m.gguf"
+				}
+				if err := writeMeta(partial+metaSuffix, partialMeta{URL: u, ETag: tc.metaETag}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := Pull(context.Background(), srv.URL+"/m.gguf", PullOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkResult(t, p, dir, "m.gguf", tc.serve)
+			if reqs := rc.all(); len(reqs) != 1 || reqs[0] != tc.wantReq {
+				t.Errorf("requests %q, want [%q]", reqs, tc.wantReq)
+			}
+		})
+	}
+}
+
 func TestPullCompletePartialWithWrongBytes(t *testing.T) {
 	data := ggufBytes(10_000, 8)
 	srv, _ := serve(t, serveContent(data))
@@ -412,6 +466,22 @@ func TestPullServerLiesAboutLength(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "m.gguf")); !os.IsNotExist(err) {
 		t.Errorf("a truncated download was installed")
 	}
+}
+
+func TestPullServerSendsTooMuch(t *testing.T) {
+	data := ggufBytes(20_000, 18)
+	// No Content-Length (chunked), so only the expected size bounds it.
+	srv, _ := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(data[:10])
+		w.(http.Flusher).Flush()
+		w.Write(data[10:])
+	})
+	dir := t.TempDir()
+	_, err := Pull(context.Background(), srv.URL+"/m.gguf", PullOptions{Dir: dir, Size: 1000})
+	if err == nil || !strings.Contains(err.Error(), "more than the 1000 bytes") {
+		t.Fatalf("err = %v, want a complaint about too many bytes", err)
+	}
+	checkNothing(t, dir, "m.gguf")
 }
 
 func TestPullHTTPErrors(t *testing.T) {

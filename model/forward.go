@@ -24,6 +24,10 @@ type SessionOptions struct {
 	// expert-routing decision, for calibration (importance matrices, expert
 	// statistics). It must not keep the slices it is handed.
 	Observer Observer
+	// KV compresses the cache while the sequence runs: an eviction policy and
+	// its budget, and quantization. The zero value keeps every entry at
+	// KVStorage precision.
+	KV kv.Spec
 }
 
 // Observer watches a forward pass. tamp's calibration tools implement it; the
@@ -45,6 +49,7 @@ type Session struct {
 	m      *Model
 	obs    Observer
 	cache  *kv.Cache
+	policy kv.Policy // nil: keep everything
 	ctxLen int
 	batch  int
 	pos    int
@@ -53,12 +58,19 @@ type Session struct {
 	hb, hb2                   []float32 // batch × ffn
 	logits                    []float32 // batch × vocab
 	out                       []float32 // returned logits
-	scores                    []float32 // one query's attention over the cache
-	qh, kh                    []float32 // one head's query and key as llama.cpp rounds them
 	router, routeWeights      []float32
 	expertIdx                 []int
 	eh, eh2, ey               []float32 // one token's expert activations
 	rope                      []float32 // cos/sin pairs for one position
+
+	// Policy support: query rows at positions >= record add their attention
+	// to the cache's scores; with surprisal set every prompt row's logits are
+	// computed so the policy learns how surprising each token was.
+	record    int32
+	surprisal bool
+	prevRow   []float32 // logits of the last row of the previous chunk
+	hasPrev   bool
+	surp      []float32
 }
 
 // NewSession prepares an empty sequence.
@@ -77,10 +89,18 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 	b = min(b, ctx)
 	c := m.Config
 	qDim, kvDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	s := &Session{
+	var s *Session
+	rotate := func(v []float32, delta int) { s.rotate(v, delta) }
+	cache, policy, err := kv.BuildWith(opts.KV, kv.Shape{Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim}, ctx, opts.KVStorage, rotate)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	s = &Session{
 		m:      m,
 		obs:    opts.Observer,
-		cache:  kv.New(c.Layers, c.KVHeads, c.HeadDim, ctx, opts.KVStorage),
+		cache:  cache,
+		policy: policy,
+		record: math.MaxInt32,
 		ctxLen: ctx,
 		batch:  b,
 		x:      make([]float32, b*c.Dim),
@@ -93,10 +113,12 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 		hb:     make([]float32, b*c.FFN),
 		hb2:    make([]float32, b*c.FFN),
 		logits: make([]float32, b*c.Vocab),
-		scores: make([]float32, ctx),
-		qh:     make([]float32, c.HeadDim),
-		kh:     make([]float32, c.HeadDim),
 		rope:   make([]float32, c.RopeDim),
+	}
+	if policy != nil && policy.Needs().Surprisal {
+		s.surprisal = true
+		s.prevRow = make([]float32, c.Vocab)
+		s.surp = make([]float32, b)
 	}
 	if c.Experts > 0 {
 		s.router = make([]float32, c.Experts)
@@ -122,6 +144,10 @@ func (s *Session) Cache() *kv.Cache { return s.cache }
 func (s *Session) Reset() {
 	s.pos = 0
 	s.cache.Reset()
+	s.hasPrev = false
+	if s.policy != nil {
+		s.policy.Reset()
+	}
 }
 
 // Forward appends tokens to the sequence and returns logits: one row of Vocab
@@ -148,10 +174,15 @@ func (s *Session) Forward(tokens []int32, all bool) ([]float32, error) {
 		s.out = make([]float32, rows*m.Vocab)
 	}
 	s.out = s.out[:rows*m.Vocab]
+	callStart := s.pos
 	for start := 0; start < len(tokens); start += s.batch {
 		chunk := tokens[start:min(start+s.batch, len(tokens))]
 		wantLast := start+len(chunk) == len(tokens)
-		if err := s.forwardBatch(chunk, all || wantLast); err != nil {
+		ev := kv.Event{Start: s.pos, End: s.pos + len(chunk), CallStart: callStart, CallEnd: callStart + len(tokens)}
+		if s.policy != nil {
+			s.record = int32(min(s.policy.Observe(ev), math.MaxInt32))
+		}
+		if err := s.forwardBatch(chunk, all || wantLast || s.surprisal); err != nil {
 			return nil, err
 		}
 		if all {
@@ -159,8 +190,68 @@ func (s *Session) Forward(tokens []int32, all bool) ([]float32, error) {
 		} else if wantLast {
 			copy(s.out, s.logits[(len(chunk)-1)*m.Vocab:len(chunk)*m.Vocab])
 		}
+		if s.policy != nil {
+			if err := s.afterChunk(chunk, ev); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return s.out, nil
+}
+
+// afterChunk tells the policy that a chunk has been processed: after each
+// chunk of a prefill (and after the prefill), or after a decoding step.
+func (s *Session) afterChunk(chunk []int32, ev kv.Event) error {
+	if s.surprisal {
+		ev.Surprisal = s.tokenSurprisal(chunk)
+	}
+	if !ev.Prefill() {
+		return s.policy.AfterStep(s.cache, ev)
+	}
+	if err := s.policy.AfterChunk(s.cache, ev); err != nil {
+		return err
+	}
+	if ev.End == ev.CallEnd {
+		return s.policy.AfterPrefill(s.cache, ev)
+	}
+	return nil
+}
+
+// tokenSurprisal returns −ln p of each token of the chunk just processed under
+// the prediction of the position before it, and keeps the chunk's last row of
+// logits for the next chunk's first token.
+func (s *Session) tokenSurprisal(chunk []int32) []float32 {
+	v := s.m.Vocab
+	out := s.surp[:len(chunk)]
+	for i, t := range chunk {
+		var row []float32
+		switch {
+		case i > 0:
+			row = s.logits[(i-1)*v : i*v]
+		case s.hasPrev:
+			row = s.prevRow
+		default:
+			out[i] = float32(math.NaN())
+			continue
+		}
+		out[i] = nll(row, t)
+	}
+	copy(s.prevRow, s.logits[(len(chunk)-1)*v:len(chunk)*v])
+	s.hasPrev = true
+	return out
+}
+
+// nll is −ln softmax(row)[t].
+func nll(row []float32, t int32) float32 {
+	m := row[0]
+	for _, x := range row {
+		m = max(m, x)
+	}
+	var sum float64
+	for _, x := range row {
+		sum += math.Exp(float64(x - m))
+	}
+	return float32(math.Log(sum) - float64(row[t]-m))
 }
 
 // forwardBatch runs n ≤ batch tokens at positions pos.. through every layer and,
@@ -204,9 +295,7 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 				return err
 			}
 		}
-		for i := range n {
-			s.attend(li, int32(s.pos+i), s.q[i*qDim:(i+1)*qDim], s.att[i*qDim:(i+1)*qDim])
-		}
+		s.attend(li, n)
 		if err := s.linear(l.Wo, l.Bo, s.att[:n*qDim], n, s.proj[:n*dim]); err != nil {
 			return err
 		}
@@ -232,72 +321,14 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 	return s.linear(m.Output, nil, s.xb[:n*dim], n, s.logits[:n*c.Vocab])
 }
 
-// attend computes one query position's attention output for every head.
-// llama.cpp's CPU backend multiplies F16 keys with the query rounded to F16 and
-// F16 values with the probabilities rounded to F16; tamp does the same so its
-// figures match llama.cpp's to the last digits.
-func (s *Session) attend(layer int, pos int32, q, out []float32) {
-	c := s.m.Config
-	hd := c.HeadDim
-	group := c.Heads / c.KVHeads
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	for h := range c.Heads {
-		view := s.cache.Head(layer, h/group)
-		qh := q[h*hd : (h+1)*hd]
-		oh := out[h*hd : (h+1)*hd]
-		f16 := view.K16 != nil
-		if f16 {
-			for i, v := range qh {
-				s.qh[i] = tensor.F16ToF32(tensor.F32ToF16(v))
-			}
-			qh = s.qh
-		}
-		scores := s.scores[:view.Len()]
-		maxScore := float32(math.Inf(-1))
-		for j, p := range view.Pos {
-			if p > pos {
-				scores[j] = float32(math.Inf(-1))
-				continue
-			}
-			var dot float32
-			if f16 {
-				kj := view.K16[j*hd : (j+1)*hd]
-				for i := range hd {
-					dot += qh[i] * tensor.F16ToF32(kj[i])
-				}
-			} else {
-				dot = dotF32(qh, view.K32[j*hd:(j+1)*hd])
-			}
-			scores[j] = dot * scale
-			maxScore = max(maxScore, scores[j])
-		}
-		var sum float64
-		for j, sc := range scores {
-			e := float32(math.Exp(float64(sc - maxScore)))
-			scores[j] = e
-			sum += float64(e)
-		}
-		inv := float32(1 / sum)
-		clear(oh)
-		for j, w := range scores {
-			w *= inv
-			if w == 0 {
-				continue
-			}
-			if f16 {
-				w = tensor.F16ToF32(tensor.F32ToF16(w))
-				vj := view.V16[j*hd : (j+1)*hd]
-				for i := range hd {
-					oh[i] += w * tensor.F16ToF32(vj[i])
-				}
-			} else {
-				vj := view.V32[j*hd : (j+1)*hd]
-				for i := range hd {
-					oh[i] += w * vj[i]
-				}
-			}
-		}
-	}
+// attend computes the attention output of the n rows of the batch for every
+// head of a layer. The cache does the arithmetic: llama.cpp's CPU backend
+// multiplies F16 keys with the query rounded to F16 and F16 values with the
+// probabilities rounded to F16, and the cache does the same so tamp's figures
+// match llama.cpp's to the last digits.
+func (s *Session) attend(layer, n int) {
+	qDim := s.m.Heads * s.m.HeadDim
+	s.cache.Attend(layer, int32(s.pos), n, s.q[:n*qDim], s.att[:n*qDim], s.record)
 }
 
 // swiglu computes down(silu(gate(x)) * up(x)) for n rows. For an expert,
@@ -394,6 +425,13 @@ func (s *Session) ropeTable(pos int) {
 	}
 }
 
+// rotate applies RoPE's rotation for delta positions to one head vector, for
+// policies that move cached keys to new positions (see kv.Rotator).
+func (s *Session) rotate(v []float32, delta int) {
+	s.ropeTable(delta)
+	s.applyRope(v)
+}
+
 // applyRope rotates the first RopeDim elements of one head vector in place.
 //
 // The products are fused the way GCC and Clang compile ggml's
@@ -477,14 +515,6 @@ func add(dst, src []float32) {
 // exact, so one float64 addition rounded to float32 equals the fused result
 // (barring double-rounding ties, which these operands do not produce in practice).
 func fma32(a, b, c float32) float32 { return float32(float64(a)*float64(b) + float64(c)) }
-
-func dotF32(a, b []float32) float32 {
-	var s float32
-	for i, v := range a {
-		s += v * b[i]
-	}
-	return s
-}
 
 // f32s views an F32 tensor's data as floats without copying.
 func f32s(t *tensor.Tensor) []float32 {

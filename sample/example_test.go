@@ -47,5 +47,5 @@ func ExampleNew() {
 	p.TopP = 1.5
 	_, err := sample.New(p)
 	fmt.Println(err)
-	// Output: invalid sampling parameters: sample: top-p 1.5 out of range: want 0 < top-p <= 1 (1 = off)
+	// Output: sample: invalid parameters: top-p 1.5 out of range: want 0 < top-p <= 1 (1 = off)
 }

@@ -64,28 +64,29 @@ func DefaultParams() Params {
 	}
 }
 
-// Validate reports the first parameter that is out of range.
+// Validate reports the first parameter that is out of range, in an error
+// wrapping ErrInvalidParams.
 func (p Params) Validate() error {
 	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	switch {
 	case !finite(p.Temperature) || p.Temperature < 0:
-		return fmt.Errorf("sample: temperature %v out of range: want a finite value >= 0 (0 = greedy)", p.Temperature)
+		return fmt.Errorf("%w: temperature %v out of range: want a finite value >= 0 (0 = greedy)", ErrInvalidParams, p.Temperature)
 	case p.TopK < 0:
-		return fmt.Errorf("sample: top-k %d out of range: want >= 0 (0 = off)", p.TopK)
+		return fmt.Errorf("%w: top-k %d out of range: want >= 0 (0 = off)", ErrInvalidParams, p.TopK)
 	case !finite(p.TopP) || p.TopP <= 0 || p.TopP > 1:
-		return fmt.Errorf("sample: top-p %v out of range: want 0 < top-p <= 1 (1 = off)", p.TopP)
+		return fmt.Errorf("%w: top-p %v out of range: want 0 < top-p <= 1 (1 = off)", ErrInvalidParams, p.TopP)
 	case !finite(p.MinP) || p.MinP < 0 || p.MinP > 1:
-		return fmt.Errorf("sample: min-p %v out of range: want 0 <= min-p <= 1 (0 = off)", p.MinP)
+		return fmt.Errorf("%w: min-p %v out of range: want 0 <= min-p <= 1 (0 = off)", ErrInvalidParams, p.MinP)
 	case !finite(p.RepeatPenalty) || p.RepeatPenalty <= 0:
-		return fmt.Errorf("sample: repeat penalty %v out of range: want a finite value > 0 (1 = off)", p.RepeatPenalty)
+		return fmt.Errorf("%w: repeat penalty %v out of range: want a finite value > 0 (1 = off)", ErrInvalidParams, p.RepeatPenalty)
 	case p.RepeatLastN < 0:
-		return fmt.Errorf("sample: repeat-last-n %d out of range: want >= 0 (0 = off)", p.RepeatLastN)
+		return fmt.Errorf("%w: repeat-last-n %d out of range: want >= 0 (0 = off)", ErrInvalidParams, p.RepeatLastN)
 	}
 	return nil
 }
 
-// ErrInvalidParams is wrapped by every error New returns for bad parameters.
-var ErrInvalidParams = errors.New("invalid sampling parameters")
+// ErrInvalidParams is wrapped by every error Validate and New return.
+var ErrInvalidParams = errors.New("sample: invalid parameters")
 
 // A Sampler chooses tokens from logits. It is not safe for concurrent use.
 type Sampler struct {
@@ -121,7 +122,7 @@ const pcgStream = 0x9e3779b97f4a7c15
 // the first parameter out of range.
 func New(p Params) (*Sampler, error) {
 	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidParams, err)
+		return nil, err
 	}
 	s := &Sampler{p: p}
 	s.rng.Seed(p.Seed, pcgStream)

@@ -144,8 +144,10 @@ func DequantizeTensor(t *Tensor) ([]float32, error) {
 // does: integer sums within blocks, then scaled and summed in float in the
 // same order.
 //
-// DotRow is the inner loop of MatVec and does no validation beyond what is
-// needed to stay in bounds: it panics if t is not Supported or if row or xq
+// DotRow is the plain-Go reference: MatVec and MatMul use the machine's
+// SIMD kernels where it has them (see SIMD), which agree with DotRow to
+// float rounding and are tested against it. DotRow does no validation
+// beyond what is needed to stay in bounds: it panics if t is not Supported or if row or xq
 // do not hold exactly n elements, which are programming errors (MatVec checks
 // both and returns errors instead).
 func DotRow(t Type, n int, row, xq []byte) float32 {

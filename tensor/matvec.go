@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 )
 
@@ -26,6 +25,10 @@ func ConvertActivation(t Type, x []float32, dst []byte) []byte {
 		dst = make([]byte, size)
 	}
 	dst = dst[:size]
+	if f, ok := simdConvert[vt]; ok && useSIMD {
+		f(x, dst)
+		return dst
+	}
 	switch vt {
 	case F32:
 		if v := viewF32(dst); v != nil {
@@ -56,38 +59,28 @@ func ConvertActivation(t Type, x []float32, dst []byte) []byte {
 }
 
 // parallelMin is the number of multiply-adds below which a product runs on
-// the calling goroutine: splitting smaller ones costs more than it saves.
+// the calling goroutine: handing out a job costs about a microsecond, as
+// much as this many multiply-adds.
 const parallelMin = 1 << 16
 
-// forRows calls f on disjoint row ranges covering [0, rows), spread over up to
-// GOMAXPROCS goroutines when the work is large enough to be worth it. Rows are
-// computed independently, so the split does not change any result.
-func forRows(rows, work int, f func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > rows {
-		workers = rows
-	}
-	if work < parallelMin || workers < 2 {
-		f(0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (rows + workers - 1) / workers
-	for lo := 0; lo < rows; lo += chunk {
-		hi := min(lo+chunk, rows)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
-	}
-	wg.Wait()
-}
+// Cache budgets for batched products. A task takes a range of weight rows
+// small enough to stay in a core's L2 cache (rowBudget bytes) and runs them
+// against blocks of activation rows that also fit there (colBudget bytes),
+// so each weight row is read from memory once per product and reused from
+// cache for every activation row, instead of once per activation row.
+const (
+	rowBudget = 96 << 10
+	colBudget = 192 << 10
+)
 
 // actBufs recycles converted-activation buffers: decoding calls MatVec for
 // every weight matrix of every token, and a fresh buffer each time would
 // only feed the garbage collector.
 var actBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// matJobs recycles the job descriptions MatMul hands to the worker pool,
+// so that a product allocates nothing in steady state.
+var matJobs = sync.Pool{New: func() any { return new(matJob) }}
 
 func checkWeights(w *Tensor) (Kernel, error) {
 	if err := w.Check(); err != nil {
@@ -106,17 +99,23 @@ func checkWeights(w *Tensor) (Kernel, error) {
 }
 
 // MatVec computes out[r] = (row r of w) · x for every row of w. x is converted
-// once to VecDotType(w.Type) and each row is dotted with DotRow, so results
-// match llama.cpp's CPU backend up to summation order. len(x) must be
-// w.Cols() and len(out) w.Rows(); a size mismatch, malformed tensor or
-// unsupported type returns an error.
+// once to VecDotType(w.Type) and each row is dotted with it, as llama.cpp's
+// CPU backend does. The integer block sums are exact; only the float
+// summation order can differ from DotRow's (SIMD kernels sum in several
+// lanes), by float rounding: see SIMD. len(x) must be w.Cols() and len(out)
+// w.Rows(); a size mismatch, malformed tensor or unsupported type returns an
+// error. Rows are spread over Threads() threads; MatVec does not allocate in
+// steady state.
 func MatVec(w *Tensor, x []float32, out []float32) error {
 	return MatMul(w, x, 1, out)
 }
 
 // MatMul applies w to n input vectors: x holds them row-major (n × w.Cols())
 // and out receives n × w.Rows() results, row-major, with the same semantics as
-// MatVec for each vector.
+// MatVec for each vector; each result is bit-identical to what MatVec gives
+// for that vector alone, so batching never changes a value. The product is
+// cache-blocked: each weight row is read from memory once per call and used
+// against all n vectors.
 func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 	k, err := checkWeights(w)
 	if err != nil {
@@ -139,17 +138,98 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		*bp = make([]byte, n*xb)
 	}
 	xq := (*bp)[:n*xb]
-	for v := 0; v < n; v++ {
-		ConvertActivation(w.Type, x[v*cols:(v+1)*cols], xq[v*xb:(v+1)*xb])
+
+	pool := workers()
+	threads := pool.Threads()
+	j := matJobs.Get().(*matJob)
+	defer func() {
+		*j = matJob{} // drop references to the caller's data
+		matJobs.Put(j)
+	}()
+	*j = matJob{
+		t: w.Type, x: x, data: w.Data, rb: w.RowBytes(), cols: cols, rows: rows,
+		n: n, xq: xq, xb: xb, out: out, kern: kernelFor(w.Type, k),
 	}
-	rb := w.RowBytes()
-	forRows(rows, rows*cols*n, func(lo, hi int) {
+
+	// Convert the activations, in parallel when there are many.
+	if n > 1 && n*cols >= parallelMin && threads > 1 {
+		j.converting = true
+		pool.Run(n, j)
+		j.converting = false
+	} else {
+		for v := 0; v < n; v++ {
+			ConvertActivation(w.Type, x[v*cols:(v+1)*cols], xq[v*xb:(v+1)*xb])
+		}
+	}
+
+	work := rows * cols * n
+	switch {
+	case work < parallelMin || threads == 1:
+		j.rowsPerTask = rows
+	case n == 1:
+		// Several tasks per thread, so that a thread slowed by other
+		// work on its core leaves its share to the others.
+		j.rowsPerTask = max((rows+8*threads-1)/(8*threads), 4)
+	default:
+		j.rowsPerTask = max(min(rowBudget/max(j.rb, 1), (rows+4*threads-1)/(4*threads)), 1)
+	}
+	j.colBlock = n
+	if n > 1 {
+		j.colBlock = min(n, max(colBudget/max(xb, 1)&^3, 4))
+	}
+	pool.Run((rows+j.rowsPerTask-1)/j.rowsPerTask, j)
+	return nil
+}
+
+// matJob is one MatMul (or its activation conversion) split into tasks.
+type matJob struct {
+	t          Type
+	x          []float32
+	data       []byte // the weights
+	rb         int    // bytes per weight row
+	cols, rows int
+	n          int    // activation vectors
+	xq         []byte // converted activations, xb bytes each
+	xb         int
+	out        []float32
+	kern       simdKernel
+
+	converting  bool // tasks are activation vectors to convert
+	rowsPerTask int
+	colBlock    int // activation vectors per cache block
+}
+
+// Task computes rows [i·rowsPerTask, (i+1)·rowsPerTask) against every
+// activation vector, a cache block of vectors at a time (or, while
+// converting, converts vector i).
+func (j *matJob) Task(i int) {
+	if j.converting {
+		ConvertActivation(j.t, j.x[i*j.cols:(i+1)*j.cols], j.xq[i*j.xb:(i+1)*j.xb])
+		return
+	}
+	lo := i * j.rowsPerTask
+	hi := min(lo+j.rowsPerTask, j.rows)
+	cols, rows, xb, rb := j.cols, j.rows, j.xb, j.rb
+	dot, dot4 := j.kern.dot, j.kern.dot4
+	if j.n == 1 {
 		for r := lo; r < hi; r++ {
-			row := w.Data[r*rb : (r+1)*rb]
-			for v := 0; v < n; v++ {
-				out[v*rows+r] = k.Dot(cols, row, xq[v*xb:(v+1)*xb])
+			j.out[r] = dot(cols, j.data[r*rb:(r+1)*rb], j.xq)
+		}
+		return
+	}
+	for c0 := 0; c0 < j.n; c0 += j.colBlock {
+		c1 := min(c0+j.colBlock, j.n)
+		for r := lo; r < hi; r++ {
+			row := j.data[r*rb : (r+1)*rb]
+			c := c0
+			if dot4 != nil {
+				for ; c+4 <= c1; c += 4 {
+					dot4(cols, row, j.xq[c*xb:(c+4)*xb], xb, j.out[c*rows+r:], rows)
+				}
+			}
+			for ; c < c1; c++ {
+				j.out[c*rows+r] = dot(cols, row, j.xq[c*xb:(c+1)*xb])
 			}
 		}
-	})
-	return nil
+	}
 }

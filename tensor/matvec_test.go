@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -14,11 +15,14 @@ func randomTensor(r *rand.Rand, typ Type, cols, rows int) *Tensor {
 		Data: randomBlocks(r, typ, cols/ti.BlockSize*rows)}
 }
 
+// TestMatVecMatchesDotRow: MatVec must give, row by row, exactly what its
+// kernel gives (SIMD where the machine has it, on one goroutine or several),
+// and within the SIMD tolerance of the reference DotRow.
 func TestMatVecMatchesDotRow(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
 	for _, typ := range supportedTypes() {
 		// 37 rows stay on one goroutine; 300 rows of 512 cross the
-		// parallel threshold. Both must equal DotRow row by row.
+		// parallel threshold.
 		for _, rows := range []int{37, 300} {
 			w := randomTensor(r, typ, 512, rows)
 			x := randomVector(r, 512)
@@ -27,9 +31,15 @@ func TestMatVecMatchesDotRow(t *testing.T) {
 				t.Fatalf("%s: %v", typ, err)
 			}
 			xq := ConvertActivation(typ, x, nil)
+			dot := kernelFor(typ, kernels[typ]).dot
 			for i := 0; i < rows; i++ {
-				if want := DotRow(typ, 512, w.Row(i), xq); math.Float32bits(out[i]) != math.Float32bits(want) {
-					t.Fatalf("%s rows=%d: out[%d] = %g, DotRow = %g", typ, rows, i, out[i], want)
+				if want := dot(512, w.Row(i), xq); math.Float32bits(out[i]) != math.Float32bits(want) {
+					t.Fatalf("%s rows=%d: out[%d] = %g, kernel = %g", typ, rows, i, out[i], want)
+				}
+				ref := DotRow(typ, 512, w.Row(i), xq)
+				tol := simdTolerance(typ, 512, dotMagnitude(t, typ, 512, w.Row(i), xq), ref)
+				if d := math.Abs(float64(out[i]) - float64(ref)); !(d <= tol) {
+					t.Fatalf("%s rows=%d: out[%d] = %g, DotRow = %g (diff %g > %g)", typ, rows, i, out[i], ref, d, tol)
 				}
 			}
 		}
@@ -106,6 +116,22 @@ func TestMatVecErrors(t *testing.T) {
 	if err := MatMul(good, nil, 0, nil); err != nil {
 		t.Errorf("zero vectors: %v", err)
 	}
+	// Rows of no elements: every dot product is an empty sum.
+	for _, typ := range []Type{F32, Q4_0, Q4_K} {
+		empty := &Tensor{Name: "empty", Type: typ, Dims: []int{0, 3}}
+		out := make([]float32, 5*3) // five vectors: the four-column kernels too
+		for i := range out {
+			out[i] = 1
+		}
+		if err := MatMul(empty, nil, 5, out); err != nil {
+			t.Errorf("%s, zero columns: %v", typ, err)
+		}
+		for i, v := range out {
+			if v != 0 {
+				t.Errorf("%s, zero columns: out[%d] = %g", typ, i, v)
+			}
+		}
+	}
 }
 
 func TestConvertActivation(t *testing.T) {
@@ -150,5 +176,80 @@ func TestConvertActivation(t *testing.T) {
 	}
 	if msg := mustPanic(t, func() { ConvertActivation(Q8_0, x[:30], nil) }); !strings.Contains(msg, "not a multiple") {
 		t.Errorf("partial block: panic %q", msg)
+	}
+}
+
+// TestMatMulBatchInvariant: a batched product, spread over threads and cache
+// blocks (and the four-column kernels where a type has them), must give
+// every vector exactly what MatVec gives it alone.
+func TestMatMulBatchInvariant(t *testing.T) {
+	r := rand.New(rand.NewPCG(18, 19))
+	defer SetThreads(Threads())
+	for _, threads := range []int{1, 3} {
+		SetThreads(threads)
+		for _, typ := range supportedTypes() {
+			const cols, rows, n = 512, 130, 11
+			w := randomTensor(r, typ, cols, rows)
+			x := randomVector(r, n*cols)
+			out := make([]float32, n*rows)
+			if err := MatMul(w, x, n, out); err != nil {
+				t.Fatalf("%s: %v", typ, err)
+			}
+			one := make([]float32, rows)
+			for v := 0; v < n; v++ {
+				if err := MatVec(w, x[v*cols:(v+1)*cols], one); err != nil {
+					t.Fatal(err)
+				}
+				for i := range one {
+					if math.Float32bits(out[v*rows+i]) != math.Float32bits(one[i]) {
+						t.Fatalf("threads %d %s: vector %d row %d: MatMul %g, MatVec %g", threads, typ, v, i, out[v*rows+i], one[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMatVecNoAllocs: decoding calls MatVec for every matrix of every
+// token, in parallel; in steady state that must not allocate.
+func TestMatVecNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers at random")
+	}
+	r := rand.New(rand.NewPCG(20, 21))
+	defer SetThreads(Threads())
+	SetThreads(2)
+	for _, typ := range []Type{Q4_0, Q4_K, F16} {
+		w := randomTensor(r, typ, 1024, 512) // above the parallel threshold
+		x := randomVector(r, 1024)
+		out := make([]float32, 512)
+		if n := testing.AllocsPerRun(50, func() {
+			if err := MatVec(w, x, out); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: MatVec allocates %v times per call", typ, n)
+		}
+		xs := randomVector(r, 8*1024)
+		outs := make([]float32, 8*512)
+		if n := testing.AllocsPerRun(20, func() {
+			if err := MatMul(w, xs, 8, outs); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: MatMul allocates %v times per call", typ, n)
+		}
+	}
+}
+
+func TestSetThreads(t *testing.T) {
+	defer SetThreads(Threads())
+	SetThreads(3)
+	if got := Threads(); got != 3 {
+		t.Errorf("Threads() = %d after SetThreads(3)", got)
+	}
+	SetThreads(0)
+	if got := Threads(); got != runtime.GOMAXPROCS(0) {
+		t.Errorf("Threads() = %d after SetThreads(0), want GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 }

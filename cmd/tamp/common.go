@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,7 @@ func (m *modelFlags) register(cmd *cobra.Command) {
 }
 
 func (m *modelFlags) open(cmd *cobra.Command) (*engine.Engine, error) {
-	path, err := fetch.Resolve(m.model)
+	path, err := resolveModel(cmd, m.model)
 	if err != nil {
 		return nil, err
 	}
@@ -68,3 +69,18 @@ func kvStorageFlag(cmd *cobra.Command, dst *string) {
 }
 
 func parseKV(s string) (kv.Storage, error) { return kv.ParseStorage(s) }
+
+// resolveModel finds a model file, downloading a hf: or http(s) reference
+// into the models directory first if it is not there yet.
+func resolveModel(cmd *cobra.Command, ref string) (string, error) {
+	path, err := fetch.Resolve(ref)
+	if err == nil || !isDownloadRef(ref) {
+		return path, err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "downloading %s into %s\n", ref, fetch.ModelsDir())
+	return fetch.Pull(cmd.Context(), ref, fetch.PullOptions{Progress: cmd.ErrOrStderr()})
+}
+
+func isDownloadRef(ref string) bool {
+	return strings.HasPrefix(ref, "hf:") || strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://")
+}

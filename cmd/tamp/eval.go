@@ -16,7 +16,7 @@ func newEvalCmd() *cobra.Command {
 		Use:   "eval",
 		Short: "Measure what a model (and its compression) costs in quality",
 	}
-	cmd.AddCommand(newEvalPPLCmd())
+	cmd.AddCommand(newEvalPPLCmd(), newEvalKVCmd())
 	return cmd
 }
 
@@ -30,6 +30,7 @@ func newEvalPPLCmd() *cobra.Command {
 		kldBase  string
 		kvType   string
 		quiet    bool
+		kf       kvFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "ppl -m MODEL -f TEXT --ctx N",
@@ -42,7 +43,12 @@ compare directly with llama.cpp's.
 KL divergence: run the reference model once with --save-kld-base FILE to store
 its log-probabilities, then run any other model (a compressed one) with
 --kld-base FILE to get mean and 99th-percentile KL divergence and the rate at
-which both models agree on the most likely token.`,
+which both models agree on the most likely token.
+
+--kv and its flags compress the KV cache while each chunk is evaluated. A
+chunk is one prefill, so only policies that evict during the prefill
+(streaming, chunked) and KV quantization (--kv-bits) change the figures;
+'tamp eval kv' measures compression between a prefill and decoding.`,
 		Example: `  tamp eval ppl -m stories260K.gguf -f tinystories-sample.txt --ctx 128 --save-kld-base base.kld
   tamp eval ppl -m stories260K-Q4_0-mixed.gguf -f tinystories-sample.txt --ctx 128 --kld-base base.kld`,
 		Args: cobra.NoArgs,
@@ -60,6 +66,10 @@ which both models agree on the most likely token.`,
 			}
 			defer e.Close()
 			storage, err := parseKV(kvType)
+			if err != nil {
+				return err
+			}
+			kvSpec, err := kf.spec()
 			if err != nil {
 				return err
 			}
@@ -88,7 +98,7 @@ which both models agree on the most likely token.`,
 				opts.SaveBase = tmp
 			}
 			tokens := e.Tok.Encode(string(text), true, false)
-			scorer, err := e.Model.NewScorer(model.SessionOptions{Context: ctxLen, KVStorage: storage})
+			scorer, err := e.Model.NewScorer(model.SessionOptions{Context: ctxLen, KVStorage: storage, KV: kvSpec})
 			if err != nil {
 				return err
 			}
@@ -130,5 +140,6 @@ which both models agree on the most likely token.`,
 	cmd.Flags().StringVar(&kldBase, "kld-base", "", "compare against the base stored in FILE (KL divergence, same top token)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	kvStorageFlag(cmd, &kvType)
+	kf.register(cmd)
 	return cmd
 }

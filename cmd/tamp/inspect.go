@@ -4,15 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"tamp/fetch"
 	"tamp/gguf"
 	"tamp/llama2c"
+	"tamp/quant"
 )
 
 func newInspectCmd() *cobra.Command {
@@ -33,7 +34,7 @@ func newInspectCmd() *cobra.Command {
 			if len(args) == 1 {
 				ref = args[0]
 			}
-			path, err := fetch.Resolve(ref)
+			path, err := resolveModel(cmd, ref)
 			if err != nil {
 				return err
 			}
@@ -70,14 +71,25 @@ type tensorRow struct {
 	Shape []int   `json:"shape"`
 	Bytes int64   `json:"bytes"`
 	BPW   float64 `json:"bits_per_weight"`
+	// Errors tamp quantize measured and stored in the file, if any.
+	RMSE *float64 `json:"rmse,omitempty"`
+	KLD  *float64 `json:"kld,omitempty"`
 }
 
 func tensorRows(f *gguf.File) (rows []tensorRow, total int64, elems int64) {
+	errs := quant.TensorErrors(f)
 	for _, t := range f.Tensors {
 		tt := t.Tensor()
 		n := int64(tt.Elements())
 		b := int64(len(t.Data))
-		rows = append(rows, tensorRow{Name: t.Name, Type: t.Type.String(), Shape: tt.Dims, Bytes: b, BPW: float64(b*8) / float64(max(n, 1))})
+		row := tensorRow{Name: t.Name, Type: t.Type.String(), Shape: tt.Dims, Bytes: b, BPW: float64(b*8) / float64(max(n, 1))}
+		if e, ok := errs[t.Name]; ok {
+			row.RMSE = &e.RMSE
+			if !math.IsNaN(e.KLD) {
+				row.KLD = &e.KLD
+			}
+		}
+		rows = append(rows, row)
 		total += b
 		elems += n
 	}
@@ -95,10 +107,17 @@ func inspectText(w io.Writer, path string, f *gguf.File, items int, all bool) er
 	fmt.Fprintln(w)
 	rows, total, elems := tensorRows(f)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSHAPE\tBYTES\tBPW\t")
+	fmt.Fprintln(tw, "NAME\tTYPE\tSHAPE\tBYTES\tBPW\tRMSE\tKLD\t")
 	byType := map[string][2]int64{}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.3f\t\n", r.Name, r.Type, r.Shape, r.Bytes, r.BPW)
+		rmse, kld := "-", "-"
+		if r.RMSE != nil {
+			rmse = fmt.Sprintf("%.3g", *r.RMSE)
+		}
+		if r.KLD != nil {
+			kld = fmt.Sprintf("%.3g", *r.KLD)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.3f\t%s\t%s\t\n", r.Name, r.Type, r.Shape, r.Bytes, r.BPW, rmse, kld)
 		bt := byType[r.Type]
 		byType[r.Type] = [2]int64{bt[0] + r.Bytes, bt[1] + 1}
 	}

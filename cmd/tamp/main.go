@@ -38,6 +38,6 @@ Without one, tamp uses the first model it finds there.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newCompressCmd(), newRunCmd(), newInspectCmd(), newConvertCmd(), newLogitsCmd(), newEvalCmd(), newPullCmd())
+	root.AddCommand(newCompressCmd(), newRunCmd(), newInspectCmd(), newConvertCmd(), newLogitsCmd(), newEvalCmd(), newPullCmd(), newQuantizeCmd(), newImatrixCmd(), newServeCmd(), newSynthCmd(), newBenchCmd(), newKVCmd(), newSweepCmd())
 	return root
 }

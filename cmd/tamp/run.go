@@ -18,6 +18,7 @@ func newRunCmd() *cobra.Command {
 		ctxLen   int
 		kvType   string
 		truncate bool
+		kf       kvFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run -m MODEL -p PROMPT",
@@ -41,6 +42,10 @@ keeps BOS and the end of the prompt and says how many tokens it dropped.`,
 			if err != nil {
 				return err
 			}
+			kvSpec, err := kf.spec()
+			if err != nil {
+				return err
+			}
 			params := sf.params()
 			overflow := engine.OverflowError
 			if truncate {
@@ -61,6 +66,7 @@ keeps BOS and the end of the prompt and says how many tokens it dropped.`,
 				MaxTokens: n,
 				Context:   ctxLen,
 				KVStorage: storage,
+				KV:        kvSpec,
 				Sampling:  params,
 				OnText: func(s string) error {
 					if _, err := out.WriteString(s); err != nil {
@@ -92,6 +98,7 @@ keeps BOS and the end of the prompt and says how many tokens it dropped.`,
 	cmd.Flags().IntVar(&ctxLen, "ctx", 0, "context length in tokens; 0 = the model's")
 	cmd.Flags().BoolVar(&truncate, "truncate", false, "drop the start of a prompt that does not fit the context instead of failing")
 	kvStorageFlag(cmd, &kvType)
+	kf.register(cmd)
 	return cmd
 }
 
