@@ -13,6 +13,7 @@ import (
 	"tamp/kv"
 	"tamp/llama2c"
 	"tamp/model"
+	_ "tamp/quant" // registers tamp's own tensor types (SQ) so their files open
 	"tamp/sample"
 	"tamp/tokenizer"
 )

@@ -246,3 +246,18 @@ func TestInspect(t *testing.T) {
 		t.Errorf("json: %d tensors, %d bytes", len(doc.Tensors), doc.Total)
 	}
 }
+
+func TestEvalKLDBaseRoundTrip(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "f32.kld")
+	text := testdata.Path(t, "tinystories-sample.txt")
+	if _, _, err := tamp(t, "eval", "ppl", "-q", "-m", testdata.Path(t, "stories260K.gguf"), "-f", text, "--ctx", "128", "--chunks", "4", "--save-kld-base", base); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := tamp(t, "eval", "ppl", "-q", "-m", testdata.Path(t, "stories260K-Q4_0-mixed.gguf"), "-f", text, "--ctx", "128", "--chunks", "4", "--kld-base", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "KL") {
+		t.Errorf("no KL divergence in output:\n%s", out)
+	}
+}

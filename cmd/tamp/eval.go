@@ -79,8 +79,10 @@ chunk is one prefill, so only policies that evict during the prefill
 				if err != nil {
 					return err
 				}
+				// The base reads its rows from f as the evaluation goes, so f
+				// stays open until the command returns.
+				defer f.Close()
 				base, err := eval.ReadBase(f)
-				f.Close()
 				if err != nil {
 					return fmt.Errorf("reading %s: %w", kldBase, err)
 				}
