@@ -27,7 +27,7 @@ func newEvalKVCmd() *cobra.Command {
 		specs                    []string
 		bestBits                 int
 		stream, asJSON, quiet    bool
-		plot, kvType             string
+		plot, kvType, save       string
 		group, residual          int
 		hadamard                 bool
 	)
@@ -152,14 +152,24 @@ every 8 steps, decode=8, unless their spec says otherwise).`,
 				}
 				fmt.Fprintf(w, "wrote %s\n", plot)
 			}
+			doc := map[string]any{
+				"model": filepath.Base(e.Path), "text": filepath.Base(textPath), "part": part,
+				"prompt": prompt, "next": next, "ctx": ctx, "stream": stream, "windows": len(wins),
+				"results": results,
+			}
+			if save != "" {
+				b, err := json.MarshalIndent(doc, "", "  ")
+				if err != nil {
+					return err
+				}
+				if err := writeKVFile(save, append(b, '\n')); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{
-					"model": filepath.Base(e.Path), "text": filepath.Base(textPath), "part": part,
-					"prompt": prompt, "next": next, "ctx": ctx, "stream": stream, "windows": len(wins),
-					"results": results,
-				})
+				return enc.Encode(doc)
 			}
 			mode := fmt.Sprintf("prefill %d, then %d decoding steps", prompt, next)
 			if stream {
@@ -190,6 +200,7 @@ every 8 steps, decode=8, unless their spec says otherwise).`,
 	f.BoolVar(&hadamard, "kv-hadamard", false, "KIVI rows rotate by a Hadamard matrix first")
 	f.BoolVar(&stream, "stream", false, "streaming mode: read each window token by token with the cache capped")
 	f.BoolVar(&asJSON, "json", false, "print results as JSON")
+	f.StringVar(&save, "save", "", "also write the results as JSON to FILE")
 	f.StringVar(&plot, "plot", "", "write an SVG plot of KL vs budget per policy to FILE")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress")
 	kvStorageFlag(cmd, &kvType)

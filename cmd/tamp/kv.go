@@ -139,7 +139,7 @@ with 'tamp eval kv --part second --tables FILE'.`,
 				}
 				return res[0].KL, nil
 			}
-			best, score, err := evolkv.Search(cmd.Context(), obj, evolkv.Options{
+			res, err := evolkv.Search(cmd.Context(), obj, evolkv.Options{
 				Layers: m.Layers, Mean: budget, Group: group, Max: min(8*budget, prompt),
 				Generations: gens, Lambda: pop, Seed: seed,
 				Progress: func(p evolkv.Progress) {
@@ -152,8 +152,9 @@ with 'tamp eval kv --part second --tables FILE'.`,
 			if err != nil {
 				return err
 			}
-			table := &kv.Table{Kind: kv.TableLayers, Budget: budget, Layers: best, Model: filepath.Base(e.Path),
-				Source: fmt.Sprintf("evolkv: %s, %s %.5f on %d windows of %s (%s), groups of %d", policy, objective, score, len(wins), filepath.Base(textPath), part, group)}
+			table := &kv.Table{Kind: kv.TableLayers, Budget: budget, Layers: res.Budgets, Model: filepath.Base(e.Path),
+				Source: fmt.Sprintf("evolkv: %s, %s %.5f (uniform %.5f) on %d windows of %s (%s), groups of %d, %d evaluations",
+					policy, objective, res.Best, res.Uniform, len(wins), filepath.Base(textPath), part, group, res.Evals)}
 			if out == "" {
 				out = fmt.Sprintf("evolkv-%d.json", budget)
 			}
@@ -172,7 +173,8 @@ with 'tamp eval kv --part second --tables FILE'.`,
 					return err
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "layer budgets (mean %d): %v\n%s %.5f (uniform budgets: see above)\nwrote %s", budget, best, objective, score, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "layer budgets (mean %d): %v\n%s on the calibration windows: %.5f (uniform budgets: %.5f)\nwrote %s",
+				budget, res.Budgets, objective, res.Best, res.Uniform, out)
 			if plot != "-" {
 				fmt.Fprintf(cmd.OutOrStdout(), " and %s", plot)
 			}

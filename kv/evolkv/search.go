@@ -39,6 +39,14 @@ type Progress struct {
 	Budgets                 []int   // the best table so far
 }
 
+// Result is what [Search] found.
+type Result struct {
+	Budgets []int   // per layer, mean exactly Options.Mean
+	Best    float64 // the objective of Budgets
+	Uniform float64 // the objective of uniform budgets
+	Evals   int     // objective evaluations
+}
+
 // Search finds per-layer budgets with mean exactly opts.Mean that minimise
 // obj, EvolKV-style: layers are split into groups of consecutive layers and
 // optimised bottom-up, one group at a time with CMA-ES while the groups below
@@ -56,9 +64,9 @@ type Progress struct {
 // downstream task score. Each group's search starts from its current budgets
 // (uniform), which are always evaluated, so the result is never worse on the
 // calibration text than uniform budgets.
-func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, error) {
+func Search(ctx context.Context, obj Objective, o Options) (*Result, error) {
 	if o.Layers < 1 || o.Mean < 1 {
-		return nil, 0, fmt.Errorf("evolkv: need layers (%d) and a mean budget (%d) of at least 1", o.Layers, o.Mean)
+		return nil, fmt.Errorf("evolkv: need layers (%d) and a mean budget (%d) of at least 1", o.Layers, o.Mean)
 	}
 	if o.Group < 1 {
 		o.Group = 8
@@ -70,7 +78,7 @@ func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, erro
 		o.Max = 8 * o.Mean
 	}
 	if o.Min > o.Mean || o.Max < o.Mean {
-		return nil, 0, fmt.Errorf("evolkv: bounds [%d, %d] exclude the mean %d", o.Min, o.Max, o.Mean)
+		return nil, fmt.Errorf("evolkv: bounds [%d, %d] exclude the mean %d", o.Min, o.Max, o.Mean)
 	}
 	if o.Generations < 1 {
 		o.Generations = 12
@@ -90,7 +98,7 @@ func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, erro
 	}
 	uniform, err := eval(cur)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	best := uniform
 	groups := (o.Layers + o.Group - 1) / o.Group
@@ -106,7 +114,7 @@ func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, erro
 		es := NewCMAES(x0, o.Sigma, o.Lambda, o.Seed+uint64(g)*7919)
 		for gen := range o.Generations {
 			if err := ctx.Err(); err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			xs := es.Ask()
 			fs := make([]float64, len(xs))
@@ -114,7 +122,7 @@ func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, erro
 				b := complete(cur, lo, hi, x, o, total)
 				f, err := eval(b)
 				if err != nil {
-					return nil, 0, err
+					return nil, err
 				}
 				fs[k] = f
 				if f < best {
@@ -128,7 +136,7 @@ func Search(ctx context.Context, obj Objective, o Options) ([]int, float64, erro
 			}
 		}
 	}
-	return cur, best, nil
+	return &Result{Budgets: cur, Best: best, Uniform: uniform, Evals: evals}, nil
 }
 
 // complete turns a candidate for layers [lo, hi) into a whole table with the

@@ -21,7 +21,7 @@ func TestSearchFindsPlantedTable(t *testing.T) {
 		return s, nil
 	}
 	var calls int
-	b, best, err := Search(context.Background(), obj, Options{Layers: 6, Mean: mean, Group: 2, Generations: 30, Seed: 1,
+	res, err := Search(context.Background(), obj, Options{Layers: 6, Mean: mean, Group: 2, Generations: 30, Seed: 1,
 		Progress: func(p Progress) {
 			calls++
 			total := 0
@@ -35,9 +35,13 @@ func TestSearchFindsPlantedTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, best := res.Budgets, res.Best
 	uniform, _ := obj(context.Background(), []int{60, 60, 60, 60, 60, 60})
 	if best > uniform/10 {
 		t.Errorf("best %v (table %v) not far below uniform %v", best, b, uniform)
+	}
+	if res.Uniform != uniform || res.Evals < 30 {
+		t.Errorf("reported uniform %v after %d evaluations, want %v", res.Uniform, res.Evals, uniform)
 	}
 	if calls == 0 {
 		t.Error("no progress reported")

@@ -74,6 +74,7 @@ type Result struct {
 	Table      string  `json:"table,omitempty"`
 	Budget     int     `json:"budget"`
 	Bits       int     `json:"bits"`
+	Hadamard   bool    `json:"hadamard,omitempty"`
 	PPL        float64 `json:"ppl"`
 	PPLErr     float64 `json:"ppl_err"`
 	KL         float64 `json:"kl"`          // mean KL(full ‖ compressed), nats
@@ -210,7 +211,7 @@ func newResult(s kv.Spec) *Result {
 	if name == "" {
 		name = "full"
 	}
-	r := &Result{Spec: s.String(), Policy: s.Policy, Budget: s.Budget, Bits: s.Quant.Bits}
+	r := &Result{Spec: s.String(), Policy: s.Policy, Budget: s.Budget, Bits: s.Quant.Bits, Hadamard: s.Quant.Hadamard}
 	if r.Policy == "" {
 		r.Policy = "full"
 	}

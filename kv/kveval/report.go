@@ -3,7 +3,6 @@ package kveval
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 )
 
@@ -18,6 +17,9 @@ func WriteTable(w io.Writer, results []*Result) error {
 		}
 		if r.Bits > 0 {
 			bits = fmt.Sprint(r.Bits)
+			if r.Hadamard {
+				bits += "+H"
+			}
 		}
 		table := r.Table
 		if table == "" {
@@ -43,12 +45,15 @@ func QualityChart(results []*Result, title string) Chart {
 		if r.Budget <= 0 {
 			continue
 		}
-		name := strings.SplitN(r.Policy, ":", 2)[0]
+		name := r.Policy
 		if r.Table != "" && r.Table != "pyramid" {
 			name += " (" + r.Table + ")"
 		}
 		if r.Bits > 0 {
 			name += fmt.Sprintf(" + %d-bit KV", r.Bits)
+			if r.Hadamard {
+				name += " (Hadamard)"
+			}
 		}
 		i, ok := index[name]
 		if !ok {
