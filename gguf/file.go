@@ -270,6 +270,17 @@ func (f *File) Tensor(name string) (*Tensor, bool) {
 // offset. data must hold exactly the bytes that typ and dims call for; it is
 // not copied.
 func (f *File) AddTensor(name string, typ tensor.Type, dims []uint64, data []byte) error {
+	return f.addTensor(name, typ, dims, data, false)
+}
+
+// AddTensorInfo adds a tensor without its data, for files streamed to disk
+// with Header: the data is written by the caller. WriteTo refuses a file
+// holding such a tensor.
+func (f *File) AddTensorInfo(name string, typ tensor.Type, dims []uint64) error {
+	return f.addTensor(name, typ, dims, nil, true)
+}
+
+func (f *File) addTensor(name string, typ tensor.Type, dims []uint64, data []byte, info bool) error {
 	if _, dup := f.Tensor(name); dup {
 		return fmt.Errorf("gguf: AddTensor: duplicate tensor name %q", name)
 	}
@@ -280,8 +291,11 @@ func (f *File) AddTensor(name string, typ tensor.Type, dims []uint64, data []byt
 	if serr != nil {
 		return fmt.Errorf("gguf: AddTensor %q: %s", name, serr.msg)
 	}
-	if uint64(len(data)) != size {
+	if data != nil && uint64(len(data)) != size {
 		return fmt.Errorf("gguf: AddTensor %q: %s %v needs %d bytes, got %d", name, typ, dims, size, len(data))
+	}
+	if data == nil && size != 0 && !info {
+		return fmt.Errorf("gguf: AddTensor %q: %s %v needs %d bytes, got none", name, typ, dims, size)
 	}
 	align := f.Alignment
 	if align == 0 {
@@ -290,7 +304,8 @@ func (f *File) AddTensor(name string, typ tensor.Type, dims []uint64, data []byt
 	var off uint64
 	if n := len(f.Tensors); n > 0 {
 		last := f.Tensors[n-1]
-		off = alignUp(last.Offset+uint64(len(last.Data)), align)
+		lastSize, _ := tensorSize(last.Type, last.Dims)
+		off = alignUp(last.Offset+lastSize, align)
 	}
 	if f.tensorIndex == nil {
 		f.tensorIndex = make(map[string]int)

@@ -24,26 +24,14 @@ import (
 // On success WriteTo updates DataOffset and each Tensor.Offset to the layout
 // written.
 func (f *File) WriteTo(w io.Writer) (int64, error) {
-	align, err := f.writeAlignment()
+	hdr, _, align, err := f.layout(false)
 	if err != nil {
 		return 0, err
 	}
-	if err := f.validate(); err != nil {
-		return 0, err
-	}
-	offsets := make([]uint64, len(f.Tensors))
-	var next uint64
-	for i, t := range f.Tensors {
-		offsets[i] = next
-		next = alignUp(next+uint64(len(t.Data)), align)
-	}
-	hdr := f.appendHeader(nil, offsets)
-	dataOffset := alignUp(uint64(len(hdr)), align)
-
 	cw := &countWriter{w: w}
 	cw.write(hdr)
-	for i, t := range f.Tensors {
-		cw.zeros(dataOffset + offsets[i] - uint64(cw.n))
+	for _, t := range f.Tensors {
+		cw.zeros(f.DataOffset + t.Offset - uint64(cw.n))
 		cw.write(t.Data)
 	}
 	if !f.trimTail {
@@ -52,11 +40,53 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 	if cw.err != nil {
 		return cw.n, fmt.Errorf("gguf: writing: %w", cw.err)
 	}
-	f.DataOffset = dataOffset
+	return cw.n, nil
+}
+
+// Header lays f out as WriteTo would and returns everything before the first
+// tensor's data (the header and its padding) and the size of the data
+// section, its end padding included. It is for writers that produce tensor
+// data one tensor at a time and cannot hold it all, such as a synthesized or
+// converted model streamed to disk: write the header, then each tensor's
+// bytes at len(header)+Offset with zero padding between, then zeros up to
+// len(header)+dataSize. The result is byte for byte what WriteTo writes.
+//
+// Tensors may have nil Data (added with AddTensorInfo); they are laid out
+// by the size their type and shape need. Header checks everything WriteTo
+// checks and, on success, sets DataOffset and each Tensor.Offset.
+func (f *File) Header() (header []byte, dataSize uint64, err error) {
+	header, dataSize, _, err = f.layout(true)
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(header, make([]byte, f.DataOffset-uint64(len(header)))...), dataSize, nil
+}
+
+// layout validates f, assigns each tensor its offset and DataOffset, and
+// encodes the header (without the padding up to DataOffset). With infoOnly, tensors without Data are laid
+// out by their computed size. It returns the header, the size of the data
+// section and the alignment.
+func (f *File) layout(infoOnly bool) ([]byte, uint64, uint64, error) {
+	align, err := f.writeAlignment()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	sizes, err := f.validate(infoOnly)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	offsets := make([]uint64, len(f.Tensors))
+	var next uint64
+	for i := range f.Tensors {
+		offsets[i] = next
+		next = alignUp(next+sizes[i], align)
+	}
+	hdr := f.appendHeader(nil, offsets)
+	f.DataOffset = alignUp(uint64(len(hdr)), align)
 	for i, t := range f.Tensors {
 		t.Offset = offsets[i]
 	}
-	return cw.n, nil
+	return hdr, next, align, nil
 }
 
 // WriteFile writes f to path atomically: into a temporary file in the same
@@ -122,35 +152,42 @@ func (f *File) writeAlignment() (uint64, error) {
 	return align, nil
 }
 
-func (f *File) validate() error {
+// validate checks f before anything is written and returns each tensor's
+// data size. With infoOnly, a tensor may have nil Data.
+func (f *File) validate(infoOnly bool) ([]uint64, error) {
 	keys := make(map[string]bool, len(f.KV))
 	for _, kv := range f.KV {
 		if keys[kv.Key] {
-			return fmt.Errorf("gguf: duplicate key %q", kv.Key)
+			return nil, fmt.Errorf("gguf: duplicate key %q", kv.Key)
 		}
 		keys[kv.Key] = true
 		if err := checkValue(kv.Value.Type, kv.Value.V, 0); err != nil {
-			return fmt.Errorf("gguf: key %q: %w", kv.Key, err)
+			return nil, fmt.Errorf("gguf: key %q: %w", kv.Key, err)
 		}
 	}
 	names := make(map[string]bool, len(f.Tensors))
+	sizes := make([]uint64, len(f.Tensors))
 	for i, t := range f.Tensors {
 		if t == nil {
-			return fmt.Errorf("gguf: Tensors[%d] is nil", i)
+			return nil, fmt.Errorf("gguf: Tensors[%d] is nil", i)
 		}
 		if names[t.Name] {
-			return fmt.Errorf("gguf: duplicate tensor name %q", t.Name)
+			return nil, fmt.Errorf("gguf: duplicate tensor name %q", t.Name)
 		}
 		names[t.Name] = true
 		size, serr := tensorSize(t.Type, t.Dims)
 		if serr != nil {
-			return fmt.Errorf("gguf: tensor %q: %s", t.Name, serr.msg)
+			return nil, fmt.Errorf("gguf: tensor %q: %s", t.Name, serr.msg)
+		}
+		sizes[i] = size
+		if infoOnly && t.Data == nil {
+			continue
 		}
 		if uint64(len(t.Data)) != size {
-			return fmt.Errorf("gguf: tensor %q: %s %v needs %d bytes, Data has %d", t.Name, t.Type, t.Dims, size, len(t.Data))
+			return nil, fmt.Errorf("gguf: tensor %q: %s %v needs %d bytes, Data has %d", t.Name, t.Type, t.Dims, size, len(t.Data))
 		}
 	}
-	return nil
+	return sizes, nil
 }
 
 // checkValue verifies that v's Go type is the one t calls for.

@@ -95,40 +95,51 @@ func Plan(opts Options) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos := make([]tensorInfo, len(specs))
-	quantized := false
+	gf := gguf.New()
+	gf.KV = metadata(s, tg, opts.Seed, quantized(types))
 	for i, sp := range specs {
 		dims := make([]uint64, len(sp.dims))
 		for j, d := range sp.dims {
 			dims[j] = uint64(d)
 		}
-		rb, err := tensor.RowBytes(types[i], sp.dims[0])
-		if err != nil {
-			return nil, fmt.Errorf("synth: tensor %s: %w", sp.name, err)
-		}
-		rows := uint64(1)
-		for _, d := range dims[1:] {
-			rows *= d
-		}
-		infos[i] = tensorInfo{name: sp.name, dims: dims, typ: types[i], size: uint64(rb) * rows}
-		switch types[i] {
-		case tensor.F32, tensor.F16, tensor.BF16:
-		default:
-			quantized = true
+		if err := gf.AddTensorInfo(sp.name, types[i], dims); err != nil {
+			return nil, fmt.Errorf("synth: %w", err)
 		}
 	}
-	dataSize := layoutTensors(infos)
-	hdr, err := encodeHeader(metadata(s, tg, opts.Seed, quantized), infos)
+	// The tensors are generated later, one at a time, so only the header is
+	// encoded now; package gguf lays it out as its own writer would.
+	hdr, dataSize, err := gf.Header()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("synth: %w", err)
 	}
 	l := &Layout{Shape: s, Target: tg.Name, FileType: tg.FileType, DataOffset: int64(len(hdr)),
 		Size: int64(len(hdr)) + int64(dataSize), header: hdr}
-	for i, t := range infos {
-		l.Tensors = append(l.Tensors, TensorInfo{Name: t.name, Type: t.typ, Dims: t.dims, Offset: t.offset, Bytes: t.size})
+	for i, t := range gf.Tensors {
+		size, err := tensor.RowBytes(t.Type, int(t.Dims[0]))
+		if err != nil {
+			return nil, fmt.Errorf("synth: tensor %s: %w", t.Name, err)
+		}
+		bytes := uint64(size)
+		for _, d := range t.Dims[1:] {
+			bytes *= d
+		}
+		l.Tensors = append(l.Tensors, TensorInfo{Name: t.Name, Type: t.Type, Dims: t.Dims, Offset: t.Offset, Bytes: bytes})
 		l.inits = append(l.inits, specs[i].init)
 	}
 	return l, nil
+}
+
+// quantized reports whether any tensor has a quantized type, which is when
+// llama.cpp's files carry general.quantization_version.
+func quantized(types []tensor.Type) bool {
+	for _, t := range types {
+		switch t {
+		case tensor.F32, tensor.F16, tensor.BF16:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // tensorTypes asks package quant which type each tensor gets under the
