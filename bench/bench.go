@@ -56,6 +56,22 @@ type Options struct {
 	// FileBytes is the model file's size, for the memory check (the
 	// weights' size when 0).
 	FileBytes int64
+	// Depth is how many tokens the cache already holds when each test starts
+	// (llama-bench's -d): random tokens prefilled untimed, in one call of
+	// Batch-token chunks, so that speed at long context can be measured. With
+	// Depth > 0 the depth is prefilled once per sequence and the generation
+	// runs follow one another on it (run i starts at Depth + i·Gen tokens)
+	// instead of each starting after a fresh GenPromptTokens prompt; the
+	// prompt test re-prefills the depth, untimed, before each run.
+	Depth int
+	// KV compresses the cache during the tests (policy, budget, KIVI bits);
+	// the zero value keeps every entry. A policy acts on the depth's prefill
+	// as it would on a prompt's.
+	KV kv.Spec
+	// Baseline, with a KV that compresses, also measures the full cache in
+	// the same run (Result.Baseline): the two sequences' timed runs
+	// alternate, so load from other programs falls on both alike.
+	Baseline bool
 	// Name and Type label the results.
 	Name, Type string
 	// Progress, if set, is called after each timed run.
@@ -144,7 +160,27 @@ type Result struct {
 	KVBytes     int64  `json:"kv_bytes"`
 	RSSLimit    int64  `json:"rss_limit"`
 	WithinLimit bool   `json:"within_limit"`
+
+	// Depth is Options.Depth; KV names the cache's compression ("full" for
+	// none).
+	Depth int    `json:"depth"`
+	KV    string `json:"kv"`
+	// KVUsedBytes is what the generation test's cache held at its end (the
+	// real bytes: evicted entries are gone, quantized ones count packed);
+	// KVFullBytes what an uncompressed cache holding the same tokens takes;
+	// KVPeakBytes the most the cache held at any moment, the depth's
+	// prefill included.
+	KVUsedBytes int64 `json:"kv_used_bytes"`
+	KVFullBytes int64 `json:"kv_full_bytes"`
+	KVPeakBytes int64 `json:"kv_peak_bytes"`
+	// Baseline is the full cache measured alongside (Options.Baseline):
+	// speeds and KV figures only; the memory and bandwidth figures above
+	// cover both sequences.
+	Baseline *Result `json:"baseline,omitempty"`
 }
+
+// kvUse is one sequence's cache at the end of the generation test.
+type kvUse struct{ used, full, peak, capacity int64 }
 
 // Run benchmarks m.
 func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
@@ -153,6 +189,17 @@ func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
 	}
 	if opts.Prompt == 0 && opts.Gen == 0 {
 		return nil, fmt.Errorf("bench: nothing to measure (prompt and generation lengths are both 0)")
+	}
+	if opts.Depth < 0 {
+		return nil, fmt.Errorf("bench: depth %d must not be negative", opts.Depth)
+	}
+	specs := []kv.Spec{opts.KV}
+	if opts.Baseline && !opts.KV.IsFull() {
+		specs = append(specs, kv.Spec{})
+	}
+	shape := kv.Shape{Layers: m.Layers, Heads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	if _, err := kv.NewPolicy(opts.KV, shape); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
 	repeat := opts.Repeat
 	if repeat <= 0 {
@@ -176,7 +223,15 @@ func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
 		FileBytes: opts.FileBytes, WeightBytes: w.bytes,
 		Params: w.params, MatMulParams: w.matmulParams, ReadBytesPerToken: w.readPerToken,
 		Threads: tensor.Threads(), GOMAXPROCS: runtime.GOMAXPROCS(0), Kernels: tensor.SIMD(),
-		KVStorage: opts.KVStorage.String(), Batch: min(batch, max(opts.Prompt, 1)), Repeat: repeat,
+		KVStorage: opts.KVStorage.String(), Batch: min(batch, max(opts.Prompt, opts.Depth, 1)), Repeat: repeat,
+		Depth: opts.Depth, KV: opts.KV.String(),
+	}
+	var base *Result
+	if len(specs) > 1 {
+		b := *r
+		b.KV = specs[1].String()
+		base = &b
+		r.Baseline = base
 	}
 	if r.FileBytes <= 0 {
 		r.FileBytes = w.bytes
@@ -186,7 +241,7 @@ func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
 	r.BaselineRSS = RSS()
 
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x62656e6368)) // "bench"
-	tokens := make([]int32, max(opts.Prompt, GenPromptTokens+opts.Gen))
+	tokens := make([]int32, max(opts.Depth+opts.Prompt, max(opts.Depth, GenPromptTokens)+repeat*opts.Gen))
 	for i := range tokens {
 		tokens[i] = int32(rng.IntN(m.Vocab))
 	}
@@ -198,24 +253,31 @@ func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
 		if ResetPeakRSS() {
 			r.PeakScope = "generation"
 		}
-		sp, kvBytes, err := runGen(ctx, m, opts, tokens, repeat)
+		sps, use, err := runGen(ctx, m, opts, specs, tokens, r.Batch, repeat)
 		if err != nil {
 			return nil, err
 		}
-		r.Gen = sp
 		r.GenPeakRSS = PeakRSS()
-		r.KVBytes = kvBytes
-		r.GenGBps = float64(w.readPerToken) * sp.Median / 1e9
-		r.RSSLimit = int64(float64(r.FileBytes+kvBytes) * 1.1)
+		var capacity int64
+		for i, res := range []*Result{r, base}[:len(specs)] {
+			res.Gen = sps[i]
+			res.GenGBps = float64(w.readPerToken) * sps[i].Median / 1e9
+			res.KVUsedBytes, res.KVFullBytes, res.KVPeakBytes = use[i].used, use[i].full, use[i].peak
+			capacity += use[i].capacity
+		}
+		r.KVBytes = capacity
+		r.RSSLimit = int64(float64(r.FileBytes+capacity) * 1.1)
 		r.WithinLimit = r.GenPeakRSS > 0 && r.GenPeakRSS-r.BaselineRSS <= r.RSSLimit
 	}
 	if opts.Prompt > 0 {
-		sp, err := runPrompt(ctx, m, opts, tokens[:opts.Prompt], r.Batch, repeat)
+		sps, err := runPrompt(ctx, m, opts, specs, tokens[:opts.Depth+opts.Prompt], r.Batch, repeat)
 		if err != nil {
 			return nil, err
 		}
-		r.Prompt = sp
-		r.PromptGFLOPS = 2 * float64(w.matmulParams) * sp.Median / 1e9
+		for i, res := range []*Result{r, base}[:len(specs)] {
+			res.Prompt = sps[i]
+			res.PromptGFLOPS = 2 * float64(w.matmulParams) * sps[i].Median / 1e9
+		}
 	}
 	r.PeakRSS = max(PeakRSS(), r.GenPeakRSS)
 
@@ -228,83 +290,165 @@ func Run(ctx context.Context, m *model.Model, opts Options) (*Result, error) {
 			bwTime = 2 * time.Second
 		}
 		bw := MeasureBandwidth(r.Threads, opts.BandwidthBytes, bwTime)
-		r.Bandwidth = &bw
-		if r.Gen != nil && bw.GBps > 0 {
-			r.BandwidthShare = r.GenGBps / bw.GBps
-			r.GenBound = bw.GBps * 1e9 / float64(w.readPerToken)
+		for _, res := range []*Result{r, base}[:len(specs)] {
+			res.Bandwidth = &bw
+			if res.Gen != nil && bw.GBps > 0 {
+				res.BandwidthShare = res.GenGBps / bw.GBps
+				res.GenBound = bw.GBps * 1e9 / float64(w.readPerToken)
+			}
 		}
 	}
 	return r, nil
 }
 
-// runPrompt times a prefill of all of tokens from an empty cache.
-func runPrompt(ctx context.Context, m *model.Model, opts Options, tokens []int32, batch, repeat int) (*Speed, error) {
-	sess, err := m.NewSession(model.SessionOptions{Context: len(tokens), KVStorage: opts.KVStorage, Batch: batch})
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+// testName labels a test as llama-bench does: "pp512", "tg128 @ d8192".
+func testName(kind string, n, depth int) string {
+	if depth > 0 {
+		return fmt.Sprintf("%s%d @ d%d", kind, n, depth)
 	}
-	// Warm up: page the weights in and let the kernels' pool start.
-	if _, err := sess.Forward(tokens[:1], false); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	sp := &Speed{Test: fmt.Sprintf("pp%d", len(tokens)), Tokens: len(tokens)}
-	var wall, cpu time.Duration
-	for i := range repeat {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		sess.Reset()
-		start, cpu0 := time.Now(), cpuTime()
-		if _, err := sess.Forward(tokens, false); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
-		d := time.Since(start)
-		wall, cpu = wall+d, cpu+cpuTime()-cpu0
-		rate := float64(len(tokens)) / d.Seconds()
-		sp.Runs = append(sp.Runs, rate)
-		if opts.Progress != nil {
-			opts.Progress(sp.Test, i+1, repeat, rate)
-		}
-	}
-	sp.summarise(cpu, wall)
-	return sp, nil
+	return fmt.Sprintf("%s%d", kind, n)
 }
 
-// runGen times opts.Gen single-token steps after a GenPromptTokens prompt.
-func runGen(ctx context.Context, m *model.Model, opts Options, tokens []int32, repeat int) (*Speed, int64, error) {
-	n := opts.Gen
-	ctxLen := GenPromptTokens + n
-	sess, err := m.NewSession(model.SessionOptions{Context: ctxLen, KVStorage: opts.KVStorage, Batch: GenPromptTokens})
+// sequences makes one session per spec.
+func sequences(m *model.Model, opts Options, specs []kv.Spec, ctxLen, batch int) ([]*model.Session, error) {
+	out := make([]*model.Session, len(specs))
+	for i, sp := range specs {
+		sess, err := m.NewSession(model.SessionOptions{Context: ctxLen, KVStorage: opts.KVStorage, Batch: batch, KV: sp})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		out[i] = sess
+	}
+	return out, nil
+}
+
+// runPrompt times a prefill of the tokens after the first opts.Depth (which
+// are prefilled untimed first) for each spec, the specs' runs alternating.
+func runPrompt(ctx context.Context, m *model.Model, opts Options, specs []kv.Spec, tokens []int32, batch, repeat int) ([]*Speed, error) {
+	depth := opts.Depth
+	seqs, err := sequences(m, opts, specs, len(tokens), batch)
 	if err != nil {
-		return nil, 0, fmt.Errorf("bench: %w", err)
+		return nil, err
 	}
-	prompt, gen := tokens[:GenPromptTokens], tokens[GenPromptTokens:GenPromptTokens+n]
-	sp := &Speed{Test: fmt.Sprintf("tg%d", n), Tokens: n}
-	var wall, cpu time.Duration
-	for i := range repeat {
-		sess.Reset()
-		if _, err := sess.Forward(prompt, false); err != nil {
-			return nil, 0, fmt.Errorf("bench: %w", err)
-		}
-		start, cpu0 := time.Now(), cpuTime()
-		for _, t := range gen {
+	// Warm up: page the weights in and let the kernels' pool start.
+	if _, err := seqs[0].Forward(tokens[:1], false); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	n := len(tokens) - depth
+	sps := make([]*Speed, len(specs))
+	wall := make([]time.Duration, len(specs))
+	cpu := make([]time.Duration, len(specs))
+	for i := range sps {
+		sps[i] = &Speed{Test: testName("pp", n, depth), Tokens: n}
+	}
+	for run := range repeat {
+		for i, sess := range seqs {
 			if err := ctx.Err(); err != nil {
-				return nil, 0, err
+				return nil, err
 			}
-			if _, err := sess.Forward([]int32{t}, false); err != nil {
-				return nil, 0, fmt.Errorf("bench: %w", err)
+			sess.Reset()
+			if depth > 0 {
+				if _, err := sess.Forward(tokens[:depth], false); err != nil {
+					return nil, fmt.Errorf("bench: depth: %w", err)
+				}
 			}
-		}
-		d := time.Since(start)
-		wall, cpu = wall+d, cpu+cpuTime()-cpu0
-		rate := float64(n) / d.Seconds()
-		sp.Runs = append(sp.Runs, rate)
-		if opts.Progress != nil {
-			opts.Progress(sp.Test, i+1, repeat, rate)
+			start, cpu0 := time.Now(), cpuTime()
+			if _, err := sess.Forward(tokens[depth:], false); err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+			d := time.Since(start)
+			wall[i], cpu[i] = wall[i]+d, cpu[i]+cpuTime()-cpu0
+			rate := float64(n) / d.Seconds()
+			sps[i].Runs = append(sps[i].Runs, rate)
+			if opts.Progress != nil {
+				opts.Progress(progressName(sps[i].Test, specs, i), run+1, repeat, rate)
+			}
 		}
 	}
-	sp.summarise(cpu, wall)
-	return sp, sess.Cache().FullBytes(ctxLen), nil
+	for i, sp := range sps {
+		sp.summarise(cpu[i], wall[i])
+	}
+	return sps, nil
+}
+
+// progressName tells the specs apart in progress reports when there are
+// several.
+func progressName(test string, specs []kv.Spec, i int) string {
+	if len(specs) == 1 {
+		return test
+	}
+	return test + " [" + specs[i].String() + "]"
+}
+
+// runGen times opts.Gen single-token steps for each spec, after a
+// GenPromptTokens prompt (re-prefilled before each run) or, with a depth,
+// after the depth (prefilled once; runs follow one another). The specs' runs
+// alternate.
+func runGen(ctx context.Context, m *model.Model, opts Options, specs []kv.Spec, tokens []int32, batch, repeat int) ([]*Speed, []kvUse, error) {
+	n, depth := opts.Gen, opts.Depth
+	ctxLen := GenPromptTokens + n
+	if depth > 0 {
+		ctxLen = depth + repeat*n
+	} else {
+		batch = GenPromptTokens
+	}
+	seqs, err := sequences(m, opts, specs, ctxLen, batch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if depth > 0 {
+		for _, sess := range seqs {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			if _, err := sess.Forward(tokens[:depth], false); err != nil {
+				return nil, nil, fmt.Errorf("bench: depth: %w", err)
+			}
+		}
+		// The peak that matters is generation's, not the depth prefill's.
+		ResetPeakRSS()
+	}
+	sps := make([]*Speed, len(specs))
+	wall := make([]time.Duration, len(specs))
+	cpu := make([]time.Duration, len(specs))
+	for i := range sps {
+		sps[i] = &Speed{Test: testName("tg", n, depth), Tokens: n}
+	}
+	for run := range repeat {
+		for i, sess := range seqs {
+			gen := tokens[depth+run*n : depth+(run+1)*n]
+			if depth == 0 {
+				sess.Reset()
+				if _, err := sess.Forward(tokens[:GenPromptTokens], false); err != nil {
+					return nil, nil, fmt.Errorf("bench: %w", err)
+				}
+				gen = tokens[GenPromptTokens : GenPromptTokens+n]
+			}
+			start, cpu0 := time.Now(), cpuTime()
+			for _, t := range gen {
+				if err := ctx.Err(); err != nil {
+					return nil, nil, err
+				}
+				if _, err := sess.Forward([]int32{t}, false); err != nil {
+					return nil, nil, fmt.Errorf("bench: %w", err)
+				}
+			}
+			d := time.Since(start)
+			wall[i], cpu[i] = wall[i]+d, cpu[i]+cpuTime()-cpu0
+			rate := float64(n) / d.Seconds()
+			sps[i].Runs = append(sps[i].Runs, rate)
+			if opts.Progress != nil {
+				opts.Progress(progressName(sps[i].Test, specs, i), run+1, repeat, rate)
+			}
+		}
+	}
+	use := make([]kvUse, len(specs))
+	for i, sess := range seqs {
+		sps[i].summarise(cpu[i], wall[i])
+		c := sess.Cache()
+		use[i] = kvUse{used: c.Bytes(), full: c.FullBytes(sess.Pos()), peak: c.PeakBytes(), capacity: c.FullBytes(ctxLen)}
+	}
+	return sps, use, nil
 }
 
 func (s *Speed) summarise(cpu, wall time.Duration) {

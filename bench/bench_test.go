@@ -14,6 +14,7 @@ import (
 
 	"tamp/bench"
 	"tamp/gguf"
+	"tamp/kv"
 	"tamp/model"
 	"tamp/synth"
 	"tamp/tensor"
@@ -131,6 +132,61 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunDepthKV checks a run at a depth with a compressed cache and its
+// full-cache baseline: test labels, run counts, the alternation of the two
+// sequences' runs, and the KV bytes each reports.
+func TestRunDepthKV(t *testing.T) {
+	s := smallShape()
+	_, m, l, _ := synthModel(t, t.TempDir(), s, "Q8_0")
+	var progress []string
+	const depth, gen, budget = 40, 4, 16
+	r, err := bench.Run(context.Background(), m, bench.Options{Prompt: 8, Gen: gen, Repeat: 2, Batch: 16, Depth: depth,
+		KV: kv.Spec{Policy: "streaming", Budget: budget}, Baseline: true, BandwidthBytes: -1, FileBytes: l.Size,
+		Progress: func(test string, run, runs int, tps float64) { progress = append(progress, test) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "tg4 @ d40 [streaming@16] tg4 @ d40 [full] tg4 @ d40 [streaming@16] tg4 @ d40 [full] " +
+		"pp8 @ d40 [streaming@16] pp8 @ d40 [full] pp8 @ d40 [streaming@16] pp8 @ d40 [full]"
+	if got := strings.Join(progress, " "); got != want {
+		t.Errorf("progress\n%s\nwant\n%s", got, want)
+	}
+	b := r.Baseline
+	if b == nil || b.KV != "full" || r.KV != "streaming@16" || r.Depth != depth || b.Depth != depth {
+		t.Fatalf("kv %q depth %d, baseline %+v", r.KV, r.Depth, b)
+	}
+	for _, res := range []*bench.Result{r, b} {
+		if res.Gen == nil || res.Prompt == nil || len(res.Gen.Runs) != 2 || len(res.Prompt.Runs) != 2 ||
+			res.Gen.Test != "tg4 @ d40" || res.Prompt.Test != "pp8 @ d40" {
+			t.Fatalf("%s: gen %+v prompt %+v", res.KV, res.Gen, res.Prompt)
+		}
+	}
+	hd := s.Dim / s.Heads
+	entry := int64(s.Layers * s.KVHeads * (2*hd*2 + 4))
+	held := int64(depth + 2*gen) // the runs follow one another after the depth
+	if b.KVUsedBytes != held*entry || b.KVFullBytes != held*entry || r.KVFullBytes != held*entry {
+		t.Errorf("full cache: used %d, full %d (streaming's full %d); want %d", b.KVUsedBytes, b.KVFullBytes, r.KVFullBytes, held*entry)
+	}
+	if r.KVUsedBytes != budget*entry {
+		t.Errorf("streaming@16 holds %d bytes, want %d", r.KVUsedBytes, budget*entry)
+	}
+	if r.KVPeakBytes < r.KVUsedBytes || r.KVPeakBytes > (budget+16)*entry {
+		t.Errorf("streaming peak %d: want between the budget and budget + one prefill chunk (%d)", r.KVPeakBytes, (budget+16)*entry)
+	}
+	if r.KVBytes != 2*held*entry {
+		t.Errorf("KV capacity %d, want both sequences' %d", r.KVBytes, 2*held*entry)
+	}
+	var tb bytes.Buffer
+	if err := bench.WriteTables(&tb, []*bench.Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| kv ", "KV used", "| tg4 @ d40 |", "streaming@16", "| full ", "tg after 40 tokens prefilled untimed"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tb.String())
+		}
+	}
+}
+
 // TestGenerationRSS checks issue 3's memory bound on a model of tens of
 // megabytes: generating adds at most (file + KV cache) + 10 % to what the
 // process held before, because the weights are memory-mapped, not copied;
@@ -177,6 +233,9 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"nothing", bench.Options{}, "nothing to measure"},
 		{"negative", bench.Options{Prompt: -1, Gen: 4}, "negative"},
+		{"depth", bench.Options{Gen: 4, Depth: -1}, "depth -1"},
+		{"no budget", bench.Options{Gen: 4, KV: kv.Spec{Policy: "snapkv"}}, "needs a budget"},
+		{"bits", bench.Options{Gen: 4, KV: kv.Spec{Quant: kv.Quant{Bits: 3}}}, "3-bit"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

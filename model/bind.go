@@ -206,6 +206,17 @@ func bindWeights(f *gguf.File, c Config) (*Model, error) {
 	); err != nil {
 		return nil, err
 	}
+	for _, t := range f.Tensors {
+		li, _, _, ok := ParseExpertTensorName(t.Name)
+		switch {
+		case !ok:
+		case c.Experts == 0:
+			return nil, fmt.Errorf("tensor %s is one expert's matrix, but the model declares no experts (expert_count is 0)", t.Name)
+		case li >= c.Layers:
+			return nil, fmt.Errorf("tensor %s is in layer %d, but the model has %d layers", t.Name, li, c.Layers)
+		}
+	}
+	single := perExpertTensors(f)
 	m.Blocks = make([]Layer, c.Layers)
 	for i := range m.Blocks {
 		l := &m.Blocks[i]
@@ -245,24 +256,14 @@ func bindWeights(f *gguf.File, c Config) (*Model, error) {
 			}
 			continue
 		}
-		if l.FFNRouter == nil || l.FFNGateExps == nil || l.FFNUpExps == nil || l.FFNDownExps == nil {
-			return nil, fmt.Errorf("layer %d lacks expert tensors (ffn_gate_inp, ffn_{gate,up,down}_exps) though expert_count is %d", i, c.Experts)
+		if l.FFNRouter == nil {
+			return nil, fmt.Errorf("layer %d lacks expert tensors: no router %sffn_gate_inp.weight though expert_count is %d", i, p, c.Experts)
 		}
-		if err := firstErr(
-			check(l.FFNRouter, p+"ffn_gate_inp.weight", c.Dim, c.Experts),
-			check(l.FFNGateExps, p+"ffn_gate_exps.weight", c.Dim, c.FFN, c.Experts),
-			check(l.FFNUpExps, p+"ffn_up_exps.weight", c.Dim, c.FFN, c.Experts),
-			check(l.FFNDownExps, p+"ffn_down_exps.weight", c.FFN, c.Dim, c.Experts),
-		); err != nil {
+		if err := check(l.FFNRouter, p+"ffn_gate_inp.weight", c.Dim, c.Experts); err != nil {
 			return nil, err
 		}
-		l.experts = make([]expert, c.Experts)
-		for e := range l.experts {
-			l.experts[e] = expert{
-				gate: expertSlice(l.FFNGateExps, e),
-				up:   expertSlice(l.FFNUpExps, e),
-				down: expertSlice(l.FFNDownExps, e),
-			}
+		if err := bindExperts(c, l, i, single[i], check); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil

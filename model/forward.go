@@ -34,9 +34,10 @@ type SessionOptions struct {
 // forward pass calls it at fixed points and never depends on what it does.
 type Observer interface {
 	// MatMulInput is called with the n input rows, each w.Cols() wide, about to
-	// be multiplied by w. For a mixture-of-experts tensor w is the stacked
-	// [in, out, experts] tensor and expert says which expert's slice is used;
-	// expert is -1 for ordinary matrices.
+	// be multiplied by w. For a mixture-of-experts matrix expert says which
+	// expert's is used and w is the stacked [in, out, experts] tensor, or the
+	// expert's own [in, out] tensor when the file stores experts apart
+	// (blk.N.ffn_gate.E.weight); expert is -1 for ordinary matrices.
 	MatMulInput(w *tensor.Tensor, expert int, x []float32, n int)
 	// Routed is called once per token and MoE layer with the experts chosen and
 	// the weights their outputs are mixed with.
@@ -62,6 +63,7 @@ type Session struct {
 	expertIdx                 []int
 	eh, eh2, ey               []float32 // one token's expert activations
 	rope                      []float32 // cos/sin pairs for one position
+	silu                      siluJob   // the SwiGLU gate, spread over the threads
 
 	// Policy support: query rows at positions >= record add their attention
 	// to the cache's scores; with surprisal set every prompt row's logits are
@@ -182,7 +184,15 @@ func (s *Session) Forward(tokens []int32, all bool) ([]float32, error) {
 		if s.policy != nil {
 			s.record = int32(min(s.policy.Observe(ev), math.MaxInt32))
 		}
-		if err := s.forwardBatch(chunk, all || wantLast || s.surprisal); err != nil {
+		head := 0 // rows of logits to compute: the last ones of the chunk
+		switch {
+		case all || s.surprisal || (wantLast && s.obs != nil):
+			// An observer sees every row the output head would take.
+			head = len(chunk)
+		case wantLast:
+			head = 1
+		}
+		if err := s.forwardBatch(chunk, head); err != nil {
 			return nil, err
 		}
 		if all {
@@ -254,9 +264,10 @@ func nll(row []float32, t int32) float32 {
 	return float32(math.Log(sum) - float64(row[t]-m))
 }
 
-// forwardBatch runs n ≤ batch tokens at positions pos.. through every layer and,
-// if logits is set, the output head.
-func (s *Session) forwardBatch(tokens []int32, logits bool) error {
+// forwardBatch runs n ≤ batch tokens at positions pos.. through every layer and
+// the last head of them through the output head, into their rows of s.logits
+// (each row's logits do not depend on which others are computed).
+func (s *Session) forwardBatch(tokens []int32, head int) error {
 	m, c := s.m, s.m.Config
 	n := len(tokens)
 	dim, qDim, kvDim := c.Dim, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
@@ -314,11 +325,12 @@ func (s *Session) forwardBatch(tokens []int32, logits bool) error {
 	}
 	s.pos += n
 
-	if !logits {
+	if head == 0 {
 		return nil
 	}
-	rmsNorm(s.xb[:n*dim], x, m.OutputNorm, dim, c.RMSEps)
-	return s.linear(m.Output, nil, s.xb[:n*dim], n, s.logits[:n*c.Vocab])
+	first := n - head
+	rmsNorm(s.xb[first*dim:n*dim], x[first*dim:], m.OutputNorm, dim, c.RMSEps)
+	return s.linear(m.Output, nil, s.xb[first*dim:n*dim], head, s.logits[first*c.Vocab:n*c.Vocab])
 }
 
 // attend computes the attention output of the n rows of the batch for every
@@ -346,18 +358,40 @@ func (s *Session) swiglu(gate, up, down *tensor.Tensor, expert int, x []float32,
 	if err := tensor.MatMul(up, x, n, hb2); err != nil {
 		return err
 	}
-	for i, g := range hb {
-		hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * hb2[i]
-	}
+	s.silu = siluJob{hb: hb, hb2: hb2, chunk: siluChunk}
+	tensor.Parallel((len(hb)+siluChunk-1)/siluChunk, &s.silu)
+	s.silu = siluJob{}
 	if s.obs != nil {
 		s.observe(down, expert, hb, n)
 	}
 	return tensor.MatMul(down, hb, n, out)
 }
 
-// observe reports a matrix input, naming the stacked tensor for an expert slice.
+// siluChunk is how many elements of the SwiGLU gate one task computes:
+// enough that handing out a task (about a microsecond) is small beside the
+// exponentials, few enough that a decoding step's 5632 spread over the
+// threads.
+const siluChunk = 2048
+
+// siluJob computes hb[i] = silu(hb[i])·hb2[i], chunk elements per task.
+type siluJob struct {
+	hb, hb2 []float32
+	chunk   int
+}
+
+func (j *siluJob) Task(t int) {
+	lo := t * j.chunk
+	hi := min(lo+j.chunk, len(j.hb))
+	hb, hb2 := j.hb[lo:hi], j.hb2[lo:hi]
+	for i, g := range hb {
+		hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * hb2[i]
+	}
+}
+
+// observe reports a matrix input, naming the stacked tensor for an expert slice
+// (a per-expert tensor has no Parent and is reported as itself).
 func (s *Session) observe(w *tensor.Tensor, expert int, x []float32, n int) {
-	if expert >= 0 {
+	if expert >= 0 && w.Parent != nil {
 		w = w.Parent
 	}
 	s.obs.MatMulInput(w, expert, x, n)

@@ -118,7 +118,10 @@ type Layer struct {
 	FFNUp   *tensor.Tensor `gguf:"ffn_up.weight,optional"`
 	FFNDown *tensor.Tensor `gguf:"ffn_down.weight,optional"`
 
-	// Mixture of experts: a router and stacked expert matrices [in, out, expert].
+	// Mixture of experts: a router and stacked expert matrices [in, out,
+	// expert]. A stacked field is nil when the file stores that kind per
+	// expert (blk.N.ffn_gate.E.weight …); Expert returns each expert's
+	// matrices in either layout.
 	FFNRouter   *tensor.Tensor `gguf:"ffn_gate_inp.weight,optional"`
 	FFNGateExps *tensor.Tensor `gguf:"ffn_gate_exps.weight,optional"`
 	FFNUpExps   *tensor.Tensor `gguf:"ffn_up_exps.weight,optional"`
@@ -153,6 +156,16 @@ func (m *Model) WeightBytes() int64 {
 		for _, t := range []*tensor.Tensor{l.AttnNorm, l.Wq, l.Wk, l.Wv, l.Wo, l.Bq, l.Bk, l.Bv, l.Bo, l.FFNNorm,
 			l.FFNGate, l.FFNUp, l.FFNDown, l.FFNRouter, l.FFNGateExps, l.FFNUpExps, l.FFNDownExps} {
 			add(t)
+		}
+		// Views of a stacked tensor count as the stacked tensor (already
+		// added); per-expert tensors count themselves.
+		for _, e := range l.experts {
+			for _, t := range []*tensor.Tensor{e.gate, e.up, e.down} {
+				if t != nil && t.Parent != nil {
+					t = t.Parent
+				}
+				add(t)
+			}
 		}
 	}
 	return n

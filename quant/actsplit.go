@@ -70,7 +70,7 @@ func (s *actStats) MatMulInput(w *tensor.Tensor, expert int, x []float32, n int)
 	if !s.seen[key] {
 		s.seen[key] = true
 		mat := w
-		if expert >= 0 {
+		if expert >= 0 && len(w.Dims) >= 3 { // a stacked tensor's expert
 			rows := w.Dims[1]
 			rb := w.RowBytes()
 			mat = &tensor.Tensor{Name: w.Name, Type: w.Type, Dims: []int{cols, rows}, Data: w.Data[expert*rows*rb : (expert+1)*rows*rb]}

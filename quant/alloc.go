@@ -116,6 +116,7 @@ type unit struct {
 	expert  int // -1 for dense units
 	layer   int
 	rows    []int // rows each tensor contributes (one expert's slice for experts)
+	mats    []int // the expert's matrix in each tensor if stacked, else -1
 	opts    []unitOption
 	weight  float64
 }
@@ -225,21 +226,29 @@ func Allocate(ctx context.Context, f *gguf.File, opts AllocOptions) (*Plan, erro
 			sum.Fixed += int64(len(t.Data))
 			continue
 		}
+		addExpert := func(l, e, mat, rows int) {
+			u := expertUnits[[2]int{l, e}]
+			if u == nil {
+				u = &unit{key: ExpertKey(l, e), expert: e, layer: l, weight: 1}
+				expertUnits[[2]int{l, e}] = u
+				units = append(units, u)
+			}
+			u.tensors = append(u.tensors, t)
+			u.rows = append(u.rows, rows)
+			u.mats = append(u.mats, mat)
+		}
 		if isExperts(t) {
 			l := layerOf(t.Name)
 			for e := 0; e < int(t.Dims[2]); e++ {
-				u := expertUnits[[2]int{l, e}]
-				if u == nil {
-					u = &unit{key: ExpertKey(l, e), expert: e, layer: l, weight: 1}
-					expertUnits[[2]int{l, e}] = u
-					units = append(units, u)
-				}
-				u.tensors = append(u.tensors, t)
-				u.rows = append(u.rows, int(t.Dims[1]))
+				addExpert(l, e, e, int(t.Dims[1]))
 			}
 			continue
 		}
-		units = append(units, &unit{key: t.Name, tensors: []*gguf.Tensor{t}, rows: []int{tt.Rows()}, expert: -1, layer: layerOf(t.Name), weight: 1})
+		if l, e, ok := perExpert(t); ok {
+			addExpert(l, e, -1, tt.Rows())
+			continue
+		}
+		units = append(units, &unit{key: t.Name, tensors: []*gguf.Tensor{t}, rows: []int{tt.Rows()}, mats: []int{-1}, expert: -1, layer: layerOf(t.Name), weight: 1})
 	}
 	var measure []*unit
 	var jobs []job
@@ -429,59 +438,47 @@ func runJobs(ctx context.Context, f *gguf.File, chunks [][]int32, baseLP [][]flo
 }
 
 // measureDamage builds f with only unit u quantized to t and returns the
-// mean KL divergence of its next-token distributions from the base's. A
-// dense tensor is stored in type t itself, so the measurement includes
-// exactly what inference will do; an expert is quantized and expanded back
-// to F32 inside its stacked tensor (the stacked layout holds one type), so
-// its measurement leaves out the activation rounding of the matrix product.
+// mean KL divergence of its next-token distributions from the base's. Every
+// matrix of the unit is stored in type t itself, so the measurement includes
+// exactly what inference will do: an expert of a stacked tensor is measured
+// with that tensor split into per-expert tensors (the others keep their
+// bytes), as Quantize writes experts of different types.
 func measureDamage(f *gguf.File, u *unit, t tensor.Type, chunks [][]int32, baseLP [][]float64, im *Imatrix) (float64, error) {
 	mf := &gguf.File{Version: 3, Alignment: f.Alignment, KV: f.KV}
 	for _, gt := range f.Tensors {
-		nt := gt
-		for _, ut := range u.tensors {
-			if ut != gt {
-				continue
+		i := -1
+		for k, ut := range u.tensors {
+			if ut == gt {
+				i = k
 			}
-			tt := gt.Tensor()
-			src, err := tensor.DequantizeTensor(tt)
-			if err != nil {
-				return 0, err
-			}
-			cols := tt.Cols()
-			if u.expert < 0 {
-				qw, err := im.Weights(gt.Name, 0, cols)
-				if err != nil {
-					return 0, err
-				}
-				data, err := quantizeRows(t, src, cols, qw)
-				if err != nil {
-					return 0, err
-				}
-				nt = &gguf.Tensor{Name: gt.Name, Dims: gt.Dims, Type: t, Data: data}
-				break
-			}
-			rows := int(gt.Dims[1])
-			slice := src[u.expert*rows*cols : (u.expert+1)*rows*cols]
-			qw, err := im.Weights(gt.Name, u.expert, cols)
-			if err != nil {
-				return 0, err
-			}
-			data, err := quantizeRows(t, slice, cols, qw)
-			if err != nil {
-				return 0, err
-			}
-			if err := tensor.Dequantize(t, data, slice); err != nil {
-				return 0, err
-			}
-			buf := make([]byte, 4*len(src))
-			for i, v := range src {
-				b := math.Float32bits(v)
-				buf[4*i], buf[4*i+1], buf[4*i+2], buf[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-			}
-			nt = &gguf.Tensor{Name: gt.Name, Dims: gt.Dims, Type: tensor.F32, Data: buf}
-			break
 		}
-		mf.Tensors = append(mf.Tensors, nt)
+		if i < 0 {
+			mf.Tensors = append(mf.Tensors, gt)
+			continue
+		}
+		mat := u.mats[i]
+		if mat < 0 {
+			data, err := quantizeMatrix(gt, gt.Data, gt.Name, 0, t, im)
+			if err != nil {
+				return 0, err
+			}
+			mf.Tensors = append(mf.Tensors, &gguf.Tensor{Name: gt.Name, Dims: gt.Dims, Type: t, Data: data})
+			continue
+		}
+		experts := int(gt.Dims[2])
+		size := len(gt.Data) / experts
+		for e := range experts {
+			name, _ := SplitExpertName(gt.Name, e)
+			nt := &gguf.Tensor{Name: name, Dims: gt.Dims[:2], Type: gt.Type, Data: gt.Data[e*size : (e+1)*size]}
+			if e == mat {
+				data, err := quantizeMatrix(gt, nt.Data, gt.Name, e, t, im)
+				if err != nil {
+					return 0, err
+				}
+				nt.Type, nt.Data = t, data
+			}
+			mf.Tensors = append(mf.Tensors, nt)
+		}
 	}
 	m, err := model.Load(mf)
 	if err != nil {
@@ -492,6 +489,26 @@ func measureDamage(f *gguf.File, u *unit, t tensor.Type, chunks [][]int32, baseL
 		return 0, err
 	}
 	return meanKL(baseLP, lp, m.Vocab), nil
+}
+
+// quantizeMatrix stores data, matrix mat of tensor gt in gt's type, as type
+// t with the importance of imatrix entry name.
+func quantizeMatrix(gt *gguf.Tensor, data []byte, name string, mat int, t tensor.Type, im *Imatrix) ([]byte, error) {
+	cols := int(gt.Dims[0])
+	src := make([]float32, len(data)/rowBytes(gt.Type, cols)*cols)
+	if err := tensor.Dequantize(gt.Type, data, src); err != nil {
+		return nil, err
+	}
+	qw, err := im.weightsFor(name, mat, cols)
+	if err != nil {
+		return nil, err
+	}
+	return quantizeRows(t, src, cols, qw)
+}
+
+func rowBytes(t tensor.Type, cols int) int {
+	n, _ := tensor.RowBytes(t, cols)
+	return max(n, 1)
 }
 
 // logProbs evaluates each chunk from an empty context and returns the

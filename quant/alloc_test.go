@@ -164,7 +164,8 @@ func TestExpertGroup(t *testing.T) {
 // TestAllocateTinyMixtral runs the whole allocation on the MoE test model:
 // the budget is respected exactly, the experts get different widths under
 // MC-MoE's constraints, the file is written with per-expert tensors, and it
-// runs (through MergeExperts).
+// loads and runs as it is: the model binds each expert's own tensors, in
+// their own types, and counts exactly the bytes the plan used.
 func TestAllocateTinyMixtral(t *testing.T) {
 	f := openTB(t, "golden/tiny-mixtral.gguf")
 	tok, err := tokenizer.FromGGUF(f)
@@ -232,13 +233,21 @@ func TestAllocateTinyMixtral(t *testing.T) {
 	if _, ok := out.Tensor("blk.0.ffn_gate_exps.weight"); ok {
 		t.Error("the stacked tensor is still there")
 	}
-	merged, err := MergeExperts(out)
+	m, err := model.Load(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.Load(merged)
-	if err != nil {
-		t.Fatal(err)
+	if got := m.WeightBytes(); got != s.Used {
+		t.Errorf("the model holds %d bytes of weights, the plan %d", got, s.Used)
+	}
+	for l := range m.Blocks {
+		for e := range m.Blocks[l].NumExperts() {
+			gate, up, down := m.Blocks[l].Expert(e)
+			want := plan.Types[ExpertKey(l, e)]
+			if gate.Type != want || up.Type != want || down.Type != want {
+				t.Errorf("layer %d expert %d runs as %s/%s/%s, the plan says %s", l, e, gate.Type, up.Type, down.Type, want)
+			}
+		}
 	}
 	sc, err := m.NewScorer(model.SessionOptions{Context: 16})
 	if err != nil {

@@ -24,8 +24,9 @@
 // calibration text and the number of activation rows; for MoE tensors one
 // such matrix per expert. [Quantize] with [Options.Imatrix] passes
 // importance = Σx²/count to ggml's importance-weighted quantizers
-// (quantize_row_<t>_impl, ported in kquants.go), which choose scales and
-// mins to minimise Σ importance_j·sqrt(σ²+x_j²)·err_j² (Q6_K: importance·err²).
+// (quantize_row_<t>_impl, ported beside the reference quantizers as
+// [tensor.QuantizeWeighted]), which choose scales and mins to minimise
+// Σ importance_j·sqrt(σ²+x_j²)·err_j² (Q6_K: importance·err²).
 //
 // The file format is llama.cpp's GGUF imatrix, which llama-quantize reads:
 // general.type = "imatrix", imatrix.datasets (string array),
@@ -130,7 +131,12 @@
 // standard type; experts that share a type stay stacked. This keeps every
 // tensor a plain llama.cpp type (a custom container type would hide the
 // per-expert types from every tool and need variable-size rows, which
-// tensor's fixed-size blocks cannot express). The model binds only stacked
-// tensors today; until it binds the per-expert names, [MergeExperts]
-// expands such a file back to stacked F32 tensors for evaluation.
+// tensor's fixed-size blocks cannot express). Package model binds either
+// layout, per layer and kind, each expert as its own tensor, so such a file
+// runs as written (tamp run, tamp eval ppl). Allocate measures an expert's
+// damage on exactly this layout: the stacked tensor split, that expert in
+// the candidate type and the others as they were. Input files that already
+// store experts apart are read too: each per-expert tensor belongs to its
+// expert's allocation unit, and an imatrix entry is found under either
+// layout's name.
 package quant

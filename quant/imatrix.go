@@ -71,6 +71,25 @@ func (m *Imatrix) Weights(name string, mat, cols int) ([]float32, error) {
 	return out, nil
 }
 
+// weightsFor is Weights that also finds an expert's entry under the other
+// expert layout's name: an imatrix collected on a file that stores experts
+// as their own tensors, used on one that stacks them, or the reverse.
+func (m *Imatrix) weightsFor(name string, mat, cols int) ([]float32, error) {
+	if m == nil {
+		return nil, nil
+	}
+	if _, ok := m.Entries[name]; ok {
+		return m.Weights(name, mat, cols)
+	}
+	if l, kind, e, ok := model.ParseExpertTensorName(name); ok && mat == 0 {
+		return m.Weights(fmt.Sprintf("blk.%d.%s_exps.weight", l, kind), e, cols)
+	}
+	if single, ok := SplitExpertName(name, mat); ok {
+		return m.Weights(single, 0, cols)
+	}
+	return nil, nil
+}
+
 // Names lists the entries in sorted order.
 func (m *Imatrix) Names() []string {
 	names := make([]string, 0, len(m.Entries))
@@ -100,8 +119,10 @@ func (c *ImatrixCollector) MatMulInput(w *tensor.Tensor, expert int, x []float32
 	}
 	cols := w.Cols()
 	mats, mat := 1, 0
-	if expert >= 0 {
-		if len(w.Dims) < 3 || expert >= w.Dims[2] {
+	// An expert of a stacked tensor is one of its matrices; an expert stored
+	// as its own tensor (blk.N.ffn_gate.E.weight) is an ordinary matrix.
+	if expert >= 0 && len(w.Dims) >= 3 {
+		if expert >= w.Dims[2] {
 			return
 		}
 		mats, mat = w.Dims[2], expert

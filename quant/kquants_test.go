@@ -96,23 +96,3 @@ func TestQuantizeRowErrors(t *testing.T) {
 		})
 	}
 }
-
-// TestMakeQPQuants checks the super-block scale fit: levels stay in range
-// and reproduce the inputs closely.
-func TestMakeQPQuants(t *testing.T) {
-	x := []float32{0.1, 0.5, 0.25, 0.9, 0, 0.33, 0.7, 0.05}
-	w := []float32{1, 2, 1, 3, 1, 1, 2, 1}
-	var L [8]uint8
-	d := makeQPQuants(63, x, L[:], w)
-	for i, v := range x {
-		if L[i] > 63 {
-			t.Fatalf("level %d out of range", L[i])
-		}
-		if math.Abs(float64(d*float32(L[i])-v)) > float64(d) {
-			t.Errorf("x[%d] = %g reconstructs as %g (scale %g)", i, v, d*float32(L[i]), d)
-		}
-	}
-	if got := makeQPQuants(15, make([]float32, 4), L[:4], w[:4]); got != 0 {
-		t.Errorf("all-zero input gives scale %g", got)
-	}
-}

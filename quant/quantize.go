@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"tamp/gguf"
+	"tamp/model"
 	"tamp/tensor"
 )
 
@@ -180,7 +181,14 @@ func SplitExpertName(stacked string, e int) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return fmt.Sprintf("blk.%d.%s.%d.weight", l, short, e), true
+	return model.ExpertTensorName(l, short, e), true
+}
+
+// perExpert reports whether t is one expert's matrix stored as its own
+// tensor (blk.N.ffn_gate.E.weight …), and which.
+func perExpert(t *gguf.Tensor) (layer, e int, ok bool) {
+	l, _, x, ok := model.ParseExpertTensorName(t.Name)
+	return l, x, ok && len(t.Dims) >= 2
 }
 
 // isExperts reports whether t is a stacked [in, out, experts] MoE tensor.
@@ -271,6 +279,8 @@ func Quantize(f *gguf.File, opts Options) (*gguf.File, *Report, error) {
 					key := t.Name
 					if mats > 1 {
 						key = ExpertKey(layerOf(t.Name), e)
+					} else if l, x, ok := perExpert(t); ok {
+						key = ExpertKey(l, x)
 					}
 					pt, ok := opts.Plan.Types[key]
 					if !ok {
@@ -418,7 +428,7 @@ func quantizeTensor(out *gguf.File, t *gguf.Tensor, types []tensor.Type, im *Ima
 	var stacked []byte
 	var se float64
 	for e, ty := range types {
-		qw, err := im.Weights(t.Name, e, cols)
+		qw, err := im.weightsFor(t.Name, e, cols)
 		if err != nil {
 			return nil, err
 		}
@@ -520,73 +530,4 @@ func (r *Report) TypeCounts() string {
 		parts[i] = fmt.Sprintf("%d %s", counts[t], t)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// MergeExperts returns a copy of f in which per-expert tensors (see
-// SplitExpertName) are expanded to F32 and stacked back into the
-// [in, out, experts] tensors the model binds today. It lets tamp evaluate a
-// file whose experts have different types before the model binds per-expert
-// tensors directly; the expansion leaves out only the activation rounding of
-// the experts' matrix products. Files without per-expert tensors are
-// returned unchanged.
-func MergeExperts(f *gguf.File) (*gguf.File, error) {
-	split := map[string][]*gguf.Tensor{} // stacked name → experts in order
-	splitRe := func(name string) (stacked string, e int, ok bool) {
-		l := layerOf(name)
-		if l < 0 {
-			return "", 0, false
-		}
-		for kind, short := range expertNames {
-			var ee int
-			if n, err := fmt.Sscanf(name, fmt.Sprintf("blk.%d.%s.%%d.weight", l, short), &ee); err == nil && n == 1 {
-				if want, _ := SplitExpertName(fmt.Sprintf("blk.%d.%s.weight", l, kind), ee); want == name {
-					return fmt.Sprintf("blk.%d.%s.weight", l, kind), ee, true
-				}
-			}
-		}
-		return "", 0, false
-	}
-	for _, t := range f.Tensors {
-		if s, e, ok := splitRe(t.Name); ok {
-			for len(split[s]) <= e {
-				split[s] = append(split[s], nil)
-			}
-			split[s][e] = t
-		}
-	}
-	if len(split) == 0 {
-		return f, nil
-	}
-	out := &gguf.File{Version: 3, Alignment: f.Alignment, KV: f.KV}
-	done := map[string]bool{}
-	for _, t := range f.Tensors {
-		s, _, ok := splitRe(t.Name)
-		if !ok {
-			out.Tensors = append(out.Tensors, t)
-			continue
-		}
-		if done[s] {
-			continue
-		}
-		done[s] = true
-		exps := split[s]
-		var vals []float32
-		for e, et := range exps {
-			if et == nil || len(et.Dims) != 2 || et.Dims[0] != exps[0].Dims[0] || et.Dims[1] != exps[0].Dims[1] {
-				return nil, fmt.Errorf("quant: expert %d of %s is missing or has another shape", e, s)
-			}
-			v, err := tensor.DequantizeTensor(et.Tensor())
-			if err != nil {
-				return nil, err
-			}
-			vals = append(vals, v...)
-		}
-		data := make([]byte, 4*len(vals))
-		for i, v := range vals {
-			b := math.Float32bits(v)
-			data[4*i], data[4*i+1], data[4*i+2], data[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-		}
-		out.Tensors = append(out.Tensors, &gguf.Tensor{Name: s, Type: tensor.F32, Dims: []uint64{exps[0].Dims[0], exps[0].Dims[1], uint64(len(exps))}, Data: data})
-	}
-	return out, nil
 }

@@ -412,7 +412,7 @@ func (f *sqFormat) quantizeRow(x []float32, dst []byte, qw []float32) {
 		if qb != nil {
 			w = restW[:n]
 		}
-		d := makeQXQuants(nmax, rest[:n], L[:n], 1, w)
+		d := tensor.MakeQXQuants(nmax, rest[:n], L[:n], w)
 		putF16(b, d)
 		dLo := getF16(b)
 		codes := b[sqHeader : sqHeader+f.lowBytes()]

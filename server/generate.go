@@ -241,7 +241,7 @@ func (s *Server) newJob(sm *Sampling, prompts [][]int32, param string) (*job, *A
 			j.kv.Bits = *t.KVBits
 		}
 	}
-	policy, apiErr := resolveKV(j.kv, s.ctxLen)
+	policy, apiErr := resolveKVFor(j.kv, s.ctxLen, s.e.Model)
 	if apiErr != nil {
 		return nil, apiErr
 	}
@@ -316,7 +316,8 @@ func (s *Server) runChoice(ctx context.Context, slot *engine.Slot, j *job, promp
 			}
 			return nil
 		}}
-	if j.policy.Configure != nil {
+	// A plain full cache reuses the slot's session.
+	if j.policy.Configure != nil && !(j.kv.Name() == "full" && j.kv.Bits == 0) {
 		spec, configure := j.kv, j.policy.Configure
 		opts.Configure = func(o *model.SessionOptions) error { return configure(spec, o) }
 	}

@@ -25,6 +25,9 @@ type KVSpec struct {
 	// Bits is the precision a quantizing policy stores entries at
 	// ("kv_bits"); 0 when not given.
 	Bits int
+	// Table, if set, gives per-layer budgets to every compressing policy
+	// (tamp serve --kv-table); requests cannot set it.
+	Table *kv.Table
 }
 
 // Name is the policy's registered name: "full" for the empty policy.
@@ -62,12 +65,17 @@ type KVPolicy struct {
 	// spec has been validated against this description. Nil means the policy
 	// needs nothing beyond the slot's ordinary session.
 	Configure func(spec KVSpec, o *model.SessionOptions) error
+	// Check, if set, validates a spec against the served model before any
+	// request runs with it (a budget the policy cannot work with, say); its
+	// error is the request's 400.
+	Check func(spec KVSpec, m *model.Model) error
 }
 
 var (
 	kvPoliciesMu sync.RWMutex
 	kvPolicies   = map[string]KVPolicy{
-		"full": {Name: "full"},
+		// The full cache takes no budget but may be quantized (KIVI).
+		"full": {Name: "full", Bits: kiviBits, Configure: configureKV, Check: checkKV},
 	}
 )
 
@@ -133,6 +141,19 @@ func checkKVShape(s KVSpec, budgetSet, bitsSet bool) *APIError {
 	return nil
 }
 
+// resolveKVFor is resolveKV followed by the policy's own check against the
+// served model.
+func resolveKVFor(s KVSpec, ctxLen int, m *model.Model) (KVPolicy, *APIError) {
+	p, apiErr := resolveKV(s, ctxLen)
+	if apiErr != nil || p.Check == nil {
+		return p, apiErr
+	}
+	if err := p.Check(s, m); err != nil {
+		return p, badRequest("tamp.kv", "invalid_kv_policy", "KV policy %q with kv_budget %d and kv_bits %d: %v", p.Name, s.Budget, s.Bits, err)
+	}
+	return p, nil
+}
+
 // resolveKV checks a spec against the registered policies and a context of
 // ctxLen tokens, and returns the policy it names.
 func resolveKV(s KVSpec, ctxLen int) (KVPolicy, *APIError) {
@@ -158,4 +179,53 @@ func resolveKV(s KVSpec, ctxLen int) (KVPolicy, *APIError) {
 		return p, badRequest("tamp.kv_bits", "invalid_kv_bits", "KV policy %q accepts kv_bits %v, got %d", p.Name, p.Bits, s.Bits)
 	}
 	return p, nil
+}
+
+// kiviBits are the KV quantization widths tamp's cache stores (KIVI).
+var kiviBits = []int{2, 4, 8}
+
+// kiviGroup and kiviResidual are the quantization's group size and its window
+// of recent tokens kept at full precision, as tamp run's defaults.
+const kiviGroup, kiviResidual = 32, 32
+
+func init() {
+	// Every policy of the kv package, each needing a budget, each combinable
+	// with KIVI quantization.
+	for _, name := range kv.Policies() {
+		if name == "full" {
+			continue
+		}
+		RegisterKVPolicy(KVPolicy{Name: name, Budget: Required, Bits: kiviBits, Configure: configureKV, Check: checkKV})
+	}
+}
+
+// kvSpecOf is the kv package's spec for a request's choice.
+func kvSpecOf(s KVSpec) kv.Spec {
+	spec := kv.Spec{Policy: s.Policy, Budget: s.Budget}
+	if spec.Policy == "full" {
+		spec.Policy = ""
+	}
+	if !spec.IsFull() {
+		// A table shapes compressing policies' budgets; the full cache has none.
+		spec.Table = s.Table
+	}
+	if s.Bits != 0 {
+		spec.Quant = kv.Quant{Bits: s.Bits, Group: kiviGroup, Residual: kiviResidual}
+	}
+	return spec
+}
+
+func configureKV(s KVSpec, o *model.SessionOptions) error {
+	o.KV = kvSpecOf(s)
+	return nil
+}
+
+// checkKV builds the policy for the model's shape, so that what the kv
+// package refuses (a budget below a policy's protected windows, a head size
+// that does not pack at the bit width, a table for another model) is refused
+// before the request runs.
+func checkKV(s KVSpec, m *model.Model) error {
+	shape := kv.Shape{Layers: m.Layers, Heads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	_, _, err := kv.Build(kvSpecOf(s), shape, 1, s.Storage)
+	return err
 }

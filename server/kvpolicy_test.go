@@ -38,7 +38,7 @@ func TestResolveKV(t *testing.T) {
 		{KVSpec{Policy: "test-evict", Budget: 64, Bits: 4}, "", ""},
 		{KVSpec{Policy: "test-optional"}, "", ""},
 		{KVSpec{Policy: "test-optional", Budget: 10}, "", ""},
-		{KVSpec{Policy: "snapkv", Budget: 64}, "kv_policy_unavailable", `KV policy "snapkv" is not available in this build`},
+		{KVSpec{Policy: "nosuch", Budget: 64}, "kv_policy_unavailable", `KV policy "nosuch" is not available in this build`},
 		{KVSpec{Policy: "SnapKV"}, "invalid_kv_policy", "not a KV policy name"},
 		{KVSpec{Policy: "-x"}, "invalid_kv_policy", ""},
 		{KVSpec{Policy: strings.Repeat("a", 33)}, "invalid_kv_policy", ""},
@@ -47,7 +47,9 @@ func TestResolveKV(t *testing.T) {
 		{KVSpec{Policy: "test-evict", Budget: 1000}, "invalid_kv_budget", "exceeds the context of 256"},
 		{KVSpec{Policy: "test-evict", Budget: -1}, "invalid_kv_budget", "positive"},
 		{KVSpec{Policy: "full", Budget: 5}, "invalid_kv_budget", "takes no kv_budget"},
-		{KVSpec{Bits: 4}, "invalid_kv_bits", "takes no kv_bits"},
+		{KVSpec{Bits: 4}, "", ""},
+		{KVSpec{Bits: 3}, "invalid_kv_bits", "accepts kv_bits [2 4 8]"},
+		{KVSpec{Policy: "test-optional", Bits: 4}, "invalid_kv_bits", "takes no kv_bits"},
 		{KVSpec{Bits: 64}, "invalid_kv_bits", "between 1 and 32"},
 	}
 	for _, tc := range tests {
@@ -121,7 +123,7 @@ func TestKVPolicyRequest(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if _, err := New(Config{Engine: ts.e, KV: KVSpec{Policy: "snapkv"}}); err == nil || !strings.Contains(err.Error(), "not available in this build") {
+	if _, err := New(Config{Engine: ts.e, KV: KVSpec{Policy: "nosuch"}}); err == nil || !strings.Contains(err.Error(), "not available in this build") {
 		t.Errorf("a server defaulting to a missing policy: err = %v", err)
 	}
 }

@@ -175,7 +175,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTokens <= 0 {
 		s.cfg.MaxTokens = s.ctxLen
 	}
-	if _, err := resolveKV(cfg.KV, s.ctxLen); err != nil {
+	if _, err := resolveKVFor(cfg.KV, s.ctxLen, e.Model); err != nil {
 		return nil, fmt.Errorf("server: default KV cache: %s", err.Message)
 	}
 	s.tmpl = cfg.Chat

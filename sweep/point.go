@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"tamp/eval"
+	"tamp/kv/kveval"
 	"tamp/model"
 	"tamp/tensor"
 )
@@ -30,11 +30,11 @@ func (r *runner) point(ctx context.Context, j job, base *eval.Base) (Point, erro
 	}
 	o := r.opts
 	m := l.m
-	sc := &stepScorer{machine: &r.machine, vocab: m.Vocab}
-	sc.sess, err = m.NewSession(model.SessionOptions{Context: o.Ctx, KVStorage: o.Storage, Batch: o.Batch, KV: j.k.Spec})
+	sc, err := kveval.NewStepScorer(m, model.SessionOptions{Context: o.Ctx, KVStorage: o.Storage, Batch: o.Batch, KV: j.k.Spec})
 	if err != nil {
 		return Point{}, fmt.Errorf("sweep: %s × %s: %w", j.w.Name, j.k.Name, err)
 	}
+	sc.Lock = r.machine.RLocker()
 	res, err := eval.Perplexity(ctx, sc, nil, eval.Options{Base: base, BOS: o.BOS, AddBOS: o.AddBOS,
 		Progress: func(done, total int) {
 			units++
@@ -48,7 +48,7 @@ func (r *runner) point(ctx context.Context, j job, base *eval.Base) (Point, erro
 	}
 	p := Point{Key: j.key, Fingerprint: r.fingerprint, Weights: j.w.Name, KV: j.k.Name, Policy: j.k.Policy(), Types: l.types,
 		Ctx: o.Ctx, Chunks: res.Chunks, Positions: res.Tokens,
-		WeightBytes: m.WeightBytes(), KVBytes: sc.kvBytes / int64(max(sc.chunks, 1)), KVPeakBytes: sc.kvPeak,
+		WeightBytes: m.WeightBytes(), KVBytes: sc.Stats().MeanBytes, KVPeakBytes: sc.Stats().PeakBytes,
 		KVFullBytes: m.KVCacheBytes(o.Ctx, o.Storage), PPL: res.PPL, PPLErr: res.PPLErr, Workers: r.workers, Threads: r.threads}
 	var elements int64
 	for _, t := range l.f.Tensors {
@@ -114,48 +114,6 @@ func HumanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// stepScorer evaluates a chunk the way a deployed model meets it: the first
-// half is the prompt, prefilled in one call (after which a policy compresses
-// the cache), and every later token is one decoding step, so that the scored
-// second half is predicted from the compressed cache. It also records the
-// cache's size once the chunk is in.
-type stepScorer struct {
-	sess    *model.Session
-	vocab   int
-	machine *sync.RWMutex
-
-	chunks  int
-	kvBytes int64
-	kvPeak  int64
-}
-
-func (s *stepScorer) VocabSize() int { return s.vocab }
-
-func (s *stepScorer) Logits(tokens []int32, out []float32) error {
-	s.machine.RLock()
-	defer s.machine.RUnlock()
-	v := s.VocabSize()
-	s.sess.Reset()
-	first := len(tokens) / 2
-	logits, err := s.sess.Forward(tokens[:first], false)
-	if err != nil {
-		return err
-	}
-	copy(out[(first-1)*v:first*v], logits)
-	for i := first; i < len(tokens); i++ {
-		logits, err := s.sess.Forward(tokens[i:i+1], false)
-		if err != nil {
-			return err
-		}
-		copy(out[i*v:(i+1)*v], logits)
-	}
-	c := s.sess.Cache()
-	s.chunks++
-	s.kvBytes += c.Bytes()
-	s.kvPeak = max(s.kvPeak, c.PeakBytes())
-	return nil
 }
 
 // measureSpeed times a prefill of SpeedPrompt random tokens and SpeedGen

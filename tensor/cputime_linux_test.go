@@ -67,3 +67,18 @@ func parallelLoop(b *testing.B, bytes int64, threads int, f func()) float64 {
 	}
 	return perOp
 }
+
+// cpuOpsLoop is cpuLoop for a body that does ops operations of some unit
+// (multiply-adds, say): it reports "cpu-"+unit, in billions per second of
+// the thread's CPU time.
+func cpuOpsLoop(b *testing.B, ops float64, unit string, f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0, ok := threadCPU()
+	for b.Loop() {
+		f()
+	}
+	if t1, ok1 := threadCPU(); ok && ok1 && t1 > t0 {
+		b.ReportMetric(ops*float64(b.N)/(t1-t0)/1e9, "cpu-"+unit)
+	}
+}

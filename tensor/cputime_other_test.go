@@ -22,3 +22,12 @@ func parallelLoop(b *testing.B, bytes int64, threads int, f func()) float64 {
 	}
 	return 0
 }
+
+// cpuOpsLoop runs a single-threaded benchmark body b.N times and reports
+// ops (in billions) per second of wall time, the unit named "wall-"+unit.
+func cpuOpsLoop(b *testing.B, ops float64, unit string, f func()) {
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(ops*float64(b.N)/b.Elapsed().Seconds()/1e9, "wall-"+unit)
+}

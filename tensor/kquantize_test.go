@@ -127,3 +127,84 @@ func TestQuantizeZeros(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeQPQuants checks the super-block scale fit: levels stay in range
+// and reproduce the inputs closely.
+func TestMakeQPQuants(t *testing.T) {
+	x := []float32{0.1, 0.5, 0.25, 0.9, 0, 0.33, 0.7, 0.05}
+	w := []float32{1, 2, 1, 3, 1, 1, 2, 1}
+	var L [8]uint8
+	d := makeQPQuants(63, x, L[:], w)
+	for i, v := range x {
+		if L[i] > 63 {
+			t.Fatalf("level %d out of range", L[i])
+		}
+		if math.Abs(float64(d*float32(L[i])-v)) > float64(d) {
+			t.Errorf("x[%d] = %g reconstructs as %g (scale %g)", i, v, d*float32(L[i]), d)
+		}
+	}
+	if got := makeQPQuants(15, make([]float32, 4), L[:4], w[:4]); got != 0 {
+		t.Errorf("all-zero input gives scale %g", got)
+	}
+}
+
+// TestQuantizeWeighted: without importances it is Quantize byte for byte;
+// with them, several rows at once equal the rows one at a time, types
+// without a weighted quantizer ignore the weights, and sizes are checked.
+func TestQuantizeWeighted(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 3, 512
+	x := make([]float32, rows*cols)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	qw := make([]float32, cols)
+	for j := range qw {
+		qw[j] = float32(math.Exp(r.NormFloat64()))
+	}
+	for _, typ := range []Type{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16} {
+		rb, _ := RowBytes(typ, cols)
+		ref := make([]byte, rows*rb)
+		if err := Quantize(typ, x, ref); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, rows*rb)
+		if err := QuantizeWeighted(typ, x, got, nil); err != nil || string(got) != string(ref) {
+			t.Errorf("%s: without importances the output differs from Quantize (%v)", typ, err)
+		}
+		if err := QuantizeWeighted(typ, x, got, qw); err != nil {
+			t.Fatal(err)
+		}
+		_, weighted := weightedQuantizers[typ]
+		if !weighted && string(got) != string(ref) {
+			t.Errorf("%s has no weighted quantizer but the weights changed its output", typ)
+		}
+		if weighted && string(got) == string(ref) {
+			t.Errorf("%s: the importances changed nothing", typ)
+		}
+		for i := range rows {
+			one := make([]byte, rb)
+			if err := QuantizeWeighted(typ, x[i*cols:(i+1)*cols], one, qw); err != nil {
+				t.Fatal(err)
+			}
+			if string(one) != string(got[i*rb:(i+1)*rb]) {
+				t.Errorf("%s: row %d quantized alone differs", typ, i)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		n    int
+		dst  int
+		qw   []float32
+	}{
+		{"weights do not divide rows", 512, 3 * 144, make([]float32, 300)},
+		{"empty weights", 256, 144, []float32{}},
+		{"short dst", 512, 100, make([]float32, 256)},
+		{"row not whole blocks", 384, 3 * 144, make([]float32, 128)},
+	} {
+		if err := QuantizeWeighted(Q4_K, make([]float32, c.n), make([]byte, c.dst), c.qw); err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+	}
+}

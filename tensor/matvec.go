@@ -151,6 +151,25 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		n: n, xq: xq, xb: xb, out: out, kern: kernelFor(w.Type, k),
 	}
 
+	// A batch of at least one tile's worth of vectors goes through the
+	// eight-row kernel, which wants each vector's block scales as float32
+	// (and for Q4_0 its block sums).
+	if g := gemmFor(w.Type); g != nil && n >= gemmCols && rows >= gemmRows {
+		ti, _ := w.Type.Info()
+		j.gemm = g
+		j.nb = cols / ti.BlockSize
+		if g.dy {
+			dyp := getF32(n * j.nb)
+			defer f32Bufs.Put(dyp)
+			j.dy = *dyp
+		}
+		if g.corr {
+			cp := getI32(n * j.nb)
+			defer i32Bufs.Put(cp)
+			j.corr = *cp
+		}
+	}
+
 	// Convert the activations, in parallel when there are many.
 	if n > 1 && n*cols >= parallelMin && threads > 1 {
 		j.converting = true
@@ -158,7 +177,7 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		j.converting = false
 	} else {
 		for v := 0; v < n; v++ {
-			ConvertActivation(w.Type, x[v*cols:(v+1)*cols], xq[v*xb:(v+1)*xb])
+			j.convert(v)
 		}
 	}
 
@@ -172,6 +191,9 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		j.rowsPerTask = max((rows+8*threads-1)/(8*threads), 4)
 	default:
 		j.rowsPerTask = max(min(rowBudget/max(j.rb, 1), (rows+4*threads-1)/(4*threads)), 1)
+	}
+	if j.gemm != nil {
+		j.rowsPerTask = (j.rowsPerTask + gemmRows - 1) / gemmRows * gemmRows
 	}
 	j.colBlock = n
 	if n > 1 {
@@ -197,6 +219,28 @@ type matJob struct {
 	converting  bool // tasks are activation vectors to convert
 	rowsPerTask int
 	colBlock    int // activation vectors per cache block
+
+	// The eight-row kernel, when the batch uses one: nb blocks per row, and
+	// for Q8_0 activations each vector's block scales (dy) and, for Q4_0
+	// weights, block sums (corr), nb per vector.
+	gemm *gemmKernel
+	nb   int
+	dy   []float32
+	corr []int32
+}
+
+// convert converts activation vector v (and prepares it for the eight-row
+// kernel).
+func (j *matJob) convert(v int) {
+	xq := ConvertActivation(j.t, j.x[v*j.cols:(v+1)*j.cols], j.xq[v*j.xb:(v+1)*j.xb])
+	if j.gemm == nil || !j.gemm.dy {
+		return
+	}
+	var corr []int32
+	if j.gemm.corr {
+		corr = j.corr[v*j.nb : (v+1)*j.nb]
+	}
+	q8Sums(xq, j.nb, j.dy[v*j.nb:(v+1)*j.nb], corr)
 }
 
 // Task computes rows [i·rowsPerTask, (i+1)·rowsPerTask) against every
@@ -204,11 +248,15 @@ type matJob struct {
 // converting, converts vector i).
 func (j *matJob) Task(i int) {
 	if j.converting {
-		ConvertActivation(j.t, j.x[i*j.cols:(i+1)*j.cols], j.xq[i*j.xb:(i+1)*j.xb])
+		j.convert(i)
 		return
 	}
 	lo := i * j.rowsPerTask
 	hi := min(lo+j.rowsPerTask, j.rows)
+	if j.gemm != nil {
+		j.gemmTask(lo, hi)
+		return
+	}
 	cols, rows, xb, rb := j.cols, j.rows, j.xb, j.rb
 	dot, dot4 := j.kern.dot, j.kern.dot4
 	if j.n == 1 {

@@ -25,12 +25,6 @@ func dotF16AVX2(x, y *byte, n int) float32
 func dotBF16AVX2(x, y *byte, n int) float32
 
 //go:noescape
-func dotQ8_0AVX2(x, y *byte, nb int) float32
-
-//go:noescape
-func dotQ4_0AVX2(x, y *byte, nb int) float32
-
-//go:noescape
 func dotQ4_1AVX2(x, y *byte, nb int) float32
 
 //go:noescape
@@ -46,22 +40,10 @@ func dotQ2_KAVX2(x, y *byte, nb int) float32
 func dotQ3_KAVX2(x, y *byte, nb int) float32
 
 //go:noescape
-func dotQ4_KAVX2(x, y *byte, nb int) float32
-
-//go:noescape
 func dotQ5_KAVX2(x, y *byte, nb int) float32
 
 //go:noescape
 func dotQ6_KAVX2(x, y *byte, nb int) float32
-
-//go:noescape
-func dotQ8_0x4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-
-//go:noescape
-func dotQ4_0x4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-
-//go:noescape
-func dotQ4_Kx4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
 
 //go:noescape
 func dotQ6_Kx4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
@@ -125,14 +107,14 @@ func init() {
 		F32:  {dot: elem(dotF32AVX2)},
 		F16:  {dot: elem(dotF16AVX2)},
 		BF16: {dot: elem(dotBF16AVX2)},
-		Q8_0: {dot: block(dotQ8_0AVX2, qk), dot4: block4(dotQ8_0x4AVX2, qk, 34)},
-		Q4_0: {dot: block(dotQ4_0AVX2, qk), dot4: block4(dotQ4_0x4AVX2, qk, 34)},
+		Q8_0: {dot: block(dotQ8_0rAVX2, qk)},
+		Q4_0: {dot: block(dotQ4_0rAVX2, qk)},
 		Q4_1: {dot: block(dotQ4_1AVX2, qk)},
 		Q5_0: {dot: block(dotQ5_0AVX2, qk)},
 		Q5_1: {dot: block(dotQ5_1AVX2, qk)},
 		Q2_K: {dot: block(dotQ2_KAVX2, qkK)},
 		Q3_K: {dot: block(dotQ3_KAVX2, qkK)},
-		Q4_K: {dot: block(dotQ4_KAVX2, qkK), dot4: block4(dotQ4_Kx4AVX2, qkK, 292)},
+		Q4_K: {dot: block(dotQ4_KrAVX2, qkK)},
 		Q5_K: {dot: block(dotQ5_KAVX2, qkK)},
 		Q6_K: {dot: block(dotQ6_KAVX2, qkK), dot4: block4(dotQ6_Kx4AVX2, qkK, 292)},
 	}

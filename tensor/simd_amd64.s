@@ -124,6 +124,52 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 	VMOVSHDUP x, t;     \
 	VADDSS    t, x, x
 
+// K4FLUSH adds the eight stacked blocks to Y0: their I from the int32
+// lanes at 0(SP) (32 bytes per block), their M from the lanes at 256(SP)
+// (16 bytes per block), d and dmin as halves at 384 and 400, dy at 416.
+#define K4FLUSH \
+	VMOVDQU      (SP), Y1;          \
+	VMOVDQU      32(SP), Y2;        \
+	VMOVDQU      64(SP), Y3;        \
+	VMOVDQU      96(SP), Y4;        \
+	VMOVDQU      128(SP), Y5;       \
+	VMOVDQU      160(SP), Y6;       \
+	VMOVDQU      192(SP), Y7;       \
+	VMOVDQU      224(SP), Y8;       \
+	REDUCE8K;                       \
+	VCVTDQ2PS    Y2, Y2;            \
+	VMOVDQU      256(SP), X3;       \
+	VPHADDD      272(SP), X3, X3;   \
+	VMOVDQU      288(SP), X4;       \
+	VPHADDD      304(SP), X4, X4;   \
+	VMOVDQU      320(SP), X5;       \
+	VPHADDD      336(SP), X5, X5;   \
+	VMOVDQU      352(SP), X6;       \
+	VPHADDD      368(SP), X6, X6;   \
+	VPHADDD      X4, X3, X3;        \
+	VPHADDD      X6, X5, X5;        \
+	VINSERTI128  $1, X5, Y3, Y3;    \
+	VCVTDQ2PS    Y3, Y3;            \
+	VCVTPH2PS    384(SP), Y9;       \
+	VCVTPH2PS    400(SP), Y10;      \
+	VMOVUPS      416(SP), Y11;      \
+	VMULPS       Y11, Y9, Y9;       \
+	VMULPS       Y11, Y10, Y10;     \
+	VFMADD231PS  Y9, Y2, Y0;        \
+	VFNMADD231PS Y10, Y3, Y0
+
+// REDUCE8K leaves in Y2 lane l the sum of the eight int32 lanes of Y(l+1).
+#define REDUCE8K \
+	VPHADDD    Y2, Y1, Y1;       \
+	VPHADDD    Y4, Y3, Y3;       \
+	VPHADDD    Y6, Y5, Y5;       \
+	VPHADDD    Y8, Y7, Y7;       \
+	VPHADDD    Y3, Y1, Y1;       \
+	VPHADDD    Y7, Y5, Y5;       \
+	VPERM2I128 $0x20, Y5, Y1, Y2; \
+	VPERM2I128 $0x31, Y5, Y1, Y3; \
+	VPADDD     Y3, Y2, Y2
+
 // DOTI8 sets f to the eight float32 lanes of the int32 partial sums of
 // q·y, both signed bytes (q in a register, y at ymem), using the
 // sign-transfer trick: |q| is unsigned and y takes q's sign. Y15 holds int16
@@ -384,149 +430,11 @@ bf16_done:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// The legacy 32-element types accumulate one FMA per block into a single
-// eight-lane accumulator and finish with HSUM8: ggml's AVX2 vec_dot order,
-// which is also llamafile's tinyBLAS order for Q8_0, Q4_0 and Q5_0, so with
-// the same activations the results are llama.cpp's to the bit.
-
-// SCALE4 converts the fp16 scales of four consecutive blocks of weights
-// (xs bytes apart, at SI) and activations (ys apart, at DI) with one
-// VCVTPH2PS and stores their four products dx·dy at 0(SP): the same
-// float32 products SCALEHH makes one at a time.
-#define SCALE4(xs, ys) \
-	MOVWLZX      (SI), AX;                \
-	VMOVD        AX, X6;                  \
-	VPINSRW      $1, xs(SI), X6, X6;      \
-	VPINSRW      $2, (2*xs)(SI), X6, X6;  \
-	VPINSRW      $3, (3*xs)(SI), X6, X6;  \
-	VPINSRW      $4, (DI), X6, X6;        \
-	VPINSRW      $5, ys(DI), X6, X6;      \
-	VPINSRW      $6, (2*ys)(DI), X6, X6;  \
-	VPINSRW      $7, (3*ys)(DI), X6, X6;  \
-	VCVTPH2PS    X6, Y6;                  \
-	VEXTRACTF128 $1, Y6, X7;              \
-	VMULPS       X7, X6, X6;              \
-	VMOVUPS      X6, (SP)
-
-// SCALE1 stores the one block's dx·dy at 0(SP), for the tail blocks.
-#define SCALE1 \
-	SCALEHH((SI), (DI), X5, Y5, X6); \
-	VMOVSS X5, (SP)
-
-// Q80B adds the Q8_0 block at xoff(SI) dotted with the activations at
-// yoff(DI), scaled by the product at soff(SP), to Y0.
-#define Q80B(xoff, yoff, soff) \
-	VMOVDQU      yoff+2(DI), Y3;     \
-	VPSIGNB      xoff+2(SI), Y3, Y3; \
-	VPABSB       xoff+2(SI), Y4;     \
-	VPMADDUBSW   Y3, Y4, Y4;         \
-	VPMADDWD     Y15, Y4, Y4;        \
-	VCVTDQ2PS    Y4, Y4;             \
-	VBROADCASTSS soff(SP), Y5;       \
-	VFMADD231PS  Y5, Y4, Y0
-
-// Q40B is Q80B for a Q4_0 block. Σ(q-8)·y is taken as Σq·y - Σ8·y in
-// int16 pairs (both unsigned-by-signed products, no saturation), the same
-// exact int32 lanes as the sign trick with one instruction fewer. Y13 holds
-// 0x08 bytes.
-#define Q40B(xoff, yoff, soff) \
-	NIB4(xoff+2(SI), Y2, X2, X3);    \
-	VMOVDQU      yoff+2(DI), Y3;     \
-	VPMADDUBSW   Y3, Y2, Y4;         \
-	VPMADDUBSW   Y3, Y13, Y5;        \
-	VPSUBW       Y5, Y4, Y4;         \
-	VPMADDWD     Y15, Y4, Y4;        \
-	VCVTDQ2PS    Y4, Y4;             \
-	VBROADCASTSS soff(SP), Y5;       \
-	VFMADD231PS  Y5, Y4, Y0
-
-// The legacy 32-element types accumulate one FMA per block, in block
-// order, into a single eight-lane accumulator and finish with HSUM8: ggml's
-// AVX2 vec_dot order, which is also llamafile's tinyBLAS order for Q8_0,
-// Q4_0 and Q5_0, so with the same activations the results are llama.cpp's
-// to the bit. Q8_0 and Q4_0 work four blocks per iteration to share the
-// scale conversion.
-
-// func dotQ8_0AVX2(x, y *byte, nb int) float32
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $16-28
-	MOVQ         x+0(FP), SI
-	MOVQ         y+8(FP), DI
-	MOVQ         nb+16(FP), CX
-	VPBROADCASTW C_ONE16, Y15
-	VXORPS       Y0, Y0, Y0
-
-q80_loop4:
-	CMPQ CX, $4
-	JLT  q80_loop1
-	PREFETCHT0 1024(SI)
-	PREFETCHT0 1088(SI)
-	PREFETCHT0 1152(SI)
-	SCALE4(34, 34)
-	Q80B(0, 0, 0)
-	Q80B(34, 34, 4)
-	Q80B(68, 68, 8)
-	Q80B(102, 102, 12)
-	ADDQ $136, SI
-	ADDQ $136, DI
-	SUBQ $4, CX
-	JMP  q80_loop4
-
-q80_loop1:
-	TESTQ CX, CX
-	JZ    q80_done
-	SCALE1
-	Q80B(0, 0, 0)
-	ADDQ  $34, SI
-	ADDQ  $34, DI
-	DECQ  CX
-	JMP   q80_loop1
-
-q80_done:
-	HSUM8(Y0, X0, X1)
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
-// func dotQ4_0AVX2(x, y *byte, nb int) float32
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $16-28
-	MOVQ         x+0(FP), SI
-	MOVQ         y+8(FP), DI
-	MOVQ         nb+16(FP), CX
-	VPBROADCASTW C_ONE16, Y15
-	VPBROADCASTB C_0F, Y14
-	VPBROADCASTB C_08, Y13
-	VXORPS       Y0, Y0, Y0
-
-q40_loop4:
-	CMPQ CX, $4
-	JLT  q40_loop1
-	PREFETCHT0 1024(SI)
-	PREFETCHT0 1088(SI)
-	SCALE4(18, 34)
-	Q40B(0, 0, 0)
-	Q40B(18, 34, 4)
-	Q40B(36, 68, 8)
-	Q40B(54, 102, 12)
-	ADDQ $72, SI
-	ADDQ $136, DI
-	SUBQ $4, CX
-	JMP  q40_loop4
-
-q40_loop1:
-	TESTQ CX, CX
-	JZ    q40_done
-	SCALE1
-	Q40B(0, 0, 0)
-	ADDQ  $18, SI
-	ADDQ  $34, DI
-	DECQ  CX
-	JMP   q40_loop1
-
-q40_done:
-	HSUM8(Y0, X0, X1)
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
+// The legacy 32-element types Q4_1, Q5_0 and Q5_1 accumulate one FMA per
+// block into a single eight-lane accumulator and finish with HSUM8: ggml's
+// AVX2 vec_dot order, so with the same activations the results are
+// llama.cpp's to the bit. (Q4_0 and Q8_0 have their own kernels, in
+// gemm_amd64.s.)
 
 // func dotQ4_1AVX2(x, y *byte, nb int) float32
 // Lane 1 of X7 accumulates the offset terms mx·sy, added after HSUM8 as
@@ -887,54 +795,94 @@ q3k_done:
 	VPADDD     Y8, Y6, Y6;              \
 	VPADDD     Y7, Y6, Y6
 
-// func dotQ4_KAVX2(x, y *byte, nb int) float32
-// X12 accumulates the mins term (four lanes).
-TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-28
+
+// dotQ4_KrAVX2 computes the Q4_K dot product in the residue order of
+// gemm.go over blocks: block b's exact sums I_b = Σ_j sc_j·Σq·y and
+// M_b = Σ_j m_j·(bsum_2j+bsum_2j+1) go with s_b = d·dy and t_b = dmin·dy
+// into accumulator b mod 8 as fma(I_b, s_b, ·) then -(M_b·t_b) + ·. Each
+// block's partial sums and scales are kept on the stack (slot R13, see
+// K4FLUSH), and every eight blocks (and at the end, with the slots past the
+// last block zeroed) K4FLUSH reduces them and one vector FMA pair adds them
+// to Y0.
+
+// func dotQ4_KrAVX2(x, y *byte, nb int) float32
+TEXT ·dotQ4_KrAVX2(SB), NOSPLIT, $448-28
 	MOVQ         x+0(FP), SI
 	MOVQ         y+8(FP), DI
 	MOVQ         nb+16(FP), CX
 	VPBROADCASTB C_0F, Y14
 	VXORPS       Y0, Y0, Y0
-	VXORPS       X12, X12, X12
+	XORQ         R13, R13
+	XORQ         R14, R14
 
-q4k_loop:
-	TESTQ     CX, CX
-	JZ        q4k_done
+q4kr_loop:
+	TESTQ      CX, CX
+	JZ         q4kr_tail
 	PREFETCHT0 1024(SI)
 	PREFETCHT0 1088(SI)
 	PREFETCHT0 1152(SI)
 	K4SCALES(4)
-	K4MINS(260(DI), 276(DI))
-	VPMOVZXBW X2, Y2
-	VPERMQ    $0x44, Y2, Y2
-	VPXOR     Y6, Y6, Y6
-	VMOVDQU   16(SI), Y7
+	VPSRLDQ    $8, X2, X3
+	VPMOVZXBW  X3, X3
+	VMOVDQU    260(DI), X4
+	VPHADDW    276(DI), X4, X4
+	VPMADDWD   X4, X3, X3
+	VMOVDQU    X3, 256(SP)(R14*1)
+	VPMOVZXBW  X2, Y2
+	VPERMQ     $0x44, Y2, Y2
+	VPXOR      Y6, Y6, Y6
+	VMOVDQU    16(SI), Y7
 	Q4KSPLIT
 	Q4KDOT(4(DI), 36(DI), 0, 32)
-	VMOVDQU   48(SI), Y7
+	VMOVDQU    48(SI), Y7
 	Q4KSPLIT
 	Q4KDOT(68(DI), 100(DI), 64, 96)
-	VMOVDQU   80(SI), Y7
+	VMOVDQU    80(SI), Y7
 	Q4KSPLIT
 	Q4KDOT(132(DI), 164(DI), 128, 160)
-	VMOVDQU   112(SI), Y7
+	VMOVDQU    112(SI), Y7
 	Q4KSPLIT
 	Q4KDOT(196(DI), 228(DI), 192, 224)
-	VCVTDQ2PS Y6, Y6
-	SCALEK2((SI), (DI), X10, Y10, X11, Y11)
-	VFMADD231PS  Y10, Y6, Y0
-	VFNMADD231PS X11, X3, X12
-	ADDQ      $144, SI
-	ADDQ      $292, DI
-	DECQ      CX
-	JMP       q4k_loop
+	VMOVDQU    Y6, (SP)(R14*2)
+	MOVWLZX    (SI), AX
+	MOVW       AX, 384(SP)(R13*2)
+	MOVWLZX    2(SI), AX
+	MOVW       AX, 400(SP)(R13*2)
+	MOVL       (DI), AX
+	MOVL       AX, 416(SP)(R13*4)
+	ADDQ       $144, SI
+	ADDQ       $292, DI
+	DECQ       CX
+	INCQ       R13
+	ADDQ       $16, R14
+	CMPQ       R13, $8
+	JLT        q4kr_loop
+	K4FLUSH
+	XORQ       R13, R13
+	XORQ       R14, R14
+	JMP        q4kr_loop
 
-q4k_done:
+q4kr_tail:
+	TESTQ R13, R13
+	JZ    q4kr_done
+	VPXOR Y1, Y1, Y1
+
+q4kr_zero:
+	VMOVDQU Y1, (SP)(R14*2)
+	VMOVDQU X1, 256(SP)(R14*1)
+	MOVW    $0, 384(SP)(R13*2)
+	MOVW    $0, 400(SP)(R13*2)
+	MOVL    $0, 416(SP)(R13*4)
+	INCQ    R13
+	ADDQ    $16, R14
+	CMPQ    R13, $8
+	JLT     q4kr_zero
+	K4FLUSH
+
+q4kr_done:
 	HSUM8(Y0, X0, X1)
-	HSUM4(X12, X1)
-	VADDSS X12, X0, X0
 	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
+	MOVSS X0, ret+24(FP)
 	RET
 
 // Q5KHIGH ORs the fifth bits into the nibbles of Q4KSPLIT: "lop $ln" moves
@@ -1101,135 +1049,6 @@ read_done:
 	VMOVQ        X0, AX
 	VZEROUPPER
 	MOVQ         AX, ret+16(FP)
-	RET
-
-// Four-column kernels for batched products: one weight row against four
-// activation rows y, y+stride, y+2·stride, y+3·stride. The weights are
-// decoded once per block; every column then goes through exactly the
-// instructions the one-column kernel uses (the same integer lanes, the same
-// dx·dy products, the same FMA into its own accumulator, the same final
-// horizontal sum), so each result is bit-identical to the one-column
-// kernel's. Registers: SI weights, DI activations, R8 stride, R9 3·stride.
-
-// DY4 converts the fp16 scales at off(DI) of the four columns, multiplies
-// them by dx (broadcast in X6) and stores the four products at 0(SP).
-#define DY4(off) \
-	MOVWLZX   off(DI), AX;                 \
-	VMOVD     AX, X7;                      \
-	VPINSRW   $1, off(DI)(R8*1), X7, X7;   \
-	VPINSRW   $2, off(DI)(R8*2), X7, X7;   \
-	VPINSRW   $3, off(DI)(R9*1), X7, X7;   \
-	VCVTPH2PS X7, X7;                      \
-	VMULPS    X7, X6, X7;                  \
-	VMOVUPS   X7, (SP)
-
-// DX1 broadcasts the fp16 scale at off(SI) into X6.
-#define DX1(off) \
-	MOVWLZX      off(SI), AX; \
-	VMOVD        AX, X6;      \
-	VCVTPH2PS    X6, X6;      \
-	VBROADCASTSS X6, X6
-
-// COLI8 is DOTI8 for one column with |q| precomputed in Y11 and q in Y12,
-// then the FMA with that column's scale product at soff(SP).
-#define COLI8(ymem, soff, acc) \
-	VMOVDQU      ymem, Y5;       \
-	VPSIGNB      Y12, Y5, Y5;    \
-	VPMADDUBSW   Y5, Y11, Y5;    \
-	VPMADDWD     Y15, Y5, Y5;    \
-	VCVTDQ2PS    Y5, Y5;         \
-	VBROADCASTSS soff(SP), Y4;   \
-	VFMADD231PS  Y4, Y5, acc
-
-// STORE4 writes the horizontal sums of Y0-Y3 to out[0], out[ostride], ...
-// (DX = out, R10 = 4·ostride).
-#define STORE4 \
-	HSUM8(Y0, X0, X4); \
-	MOVSS X0, (DX);    \
-	ADDQ  R10, DX;     \
-	HSUM8(Y1, X1, X4); \
-	MOVSS X1, (DX);    \
-	ADDQ  R10, DX;     \
-	HSUM8(Y2, X2, X4); \
-	MOVSS X2, (DX);    \
-	ADDQ  R10, DX;     \
-	HSUM8(Y3, X3, X4); \
-	MOVSS X3, (DX)
-
-// X4PROLOGUE follows the loads of the arguments x, y, stride, nb, out and
-// ostride into SI, DI, R8, CX, DX and R10.
-#define X4PROLOGUE \
-	SHLQ         $2, R10;          \
-	LEAQ         (R8)(R8*2), R9;   \
-	VPBROADCASTW C_ONE16, Y15;     \
-	VXORPS       Y0, Y0, Y0;       \
-	VXORPS       Y1, Y1, Y1;       \
-	VXORPS       Y2, Y2, Y2;       \
-	VXORPS       Y3, Y3, Y3
-
-// func dotQ8_0x4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $16-48
-	MOVQ x+0(FP), SI
-	MOVQ y+8(FP), DI
-	MOVQ stride+16(FP), R8
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	MOVQ ostride+40(FP), R10
-	X4PROLOGUE
-
-q80x4_loop:
-	TESTQ   CX, CX
-	JZ      q80x4_done
-	VMOVDQU 2(SI), Y12
-	VPABSB  Y12, Y11
-	DX1(0)
-	DY4(0)
-	COLI8(2(DI), 0, Y0)
-	COLI8(2(DI)(R8*1), 4, Y1)
-	COLI8(2(DI)(R8*2), 8, Y2)
-	COLI8(2(DI)(R9*1), 12, Y3)
-	ADDQ    $34, SI
-	ADDQ    $34, DI
-	DECQ    CX
-	JMP     q80x4_loop
-
-q80x4_done:
-	STORE4
-	VZEROUPPER
-	RET
-
-// func dotQ4_0x4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $16-48
-	MOVQ x+0(FP), SI
-	MOVQ y+8(FP), DI
-	MOVQ stride+16(FP), R8
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	MOVQ ostride+40(FP), R10
-	X4PROLOGUE
-	VPBROADCASTB C_0F, Y14
-	VPBROADCASTB C_08, Y13
-
-q40x4_loop:
-	TESTQ  CX, CX
-	JZ     q40x4_done
-	NIB4(2(SI), Y12, X12, X5)
-	VPSUBB Y13, Y12, Y12
-	VPABSB Y12, Y11
-	DX1(0)
-	DY4(0)
-	COLI8(2(DI), 0, Y0)
-	COLI8(2(DI)(R8*1), 4, Y1)
-	COLI8(2(DI)(R8*2), 8, Y2)
-	COLI8(2(DI)(R9*1), 12, Y3)
-	ADDQ   $18, SI
-	ADDQ   $34, DI
-	DECQ   CX
-	JMP    q40x4_loop
-
-q40x4_done:
-	STORE4
-	VZEROUPPER
 	RET
 
 // Activation conversion, byte-identical to the reference quantizers.
@@ -1524,36 +1343,13 @@ q8k_done:
 	MOVQ DX, ret+24(FP)
 	RET
 
-// K4SCALESX is K4SCALES for the four-column kernels, which keep R8 and R9
-// for the strides: it unpacks the scales and mins at off(SI) into X8 with
-// AX, BX, DX and R10-R13.
-#define K4SCALESX(off) \
-	MOVL    off(SI), AX;       \
-	MOVL    off+4(SI), BX;     \
-	MOVL    off+8(SI), DX;     \
-	MOVL    AX, R10;           \
-	ANDL    $0x3f3f3f3f, R10;  \
-	MOVL    DX, R11;           \
-	ANDL    $0x0f0f0f0f, R11;  \
-	MOVL    AX, R12;           \
-	SHRL    $6, R12;           \
-	ANDL    $0x03030303, R12;  \
-	SHLL    $4, R12;           \
-	ORL     R12, R11;          \
-	MOVL    BX, R12;           \
-	ANDL    $0x3f3f3f3f, R12;  \
-	MOVL    DX, R13;           \
-	SHRL    $4, R13;           \
-	ANDL    $0x0f0f0f0f, R13;  \
-	MOVL    BX, AX;            \
-	SHRL    $6, AX;            \
-	ANDL    $0x03030303, AX;   \
-	SHLL    $4, AX;            \
-	ORL     AX, R13;           \
-	VMOVD   R10, X8;           \
-	VPINSRD $1, R11, X8, X8;   \
-	VPINSRD $2, R12, X8, X8;   \
-	VPINSRD $3, R13, X8, X8
+// Four-column kernels for batched products (Q6_K): one weight row against
+// four activation rows y, y+stride, y+2·stride, y+3·stride. The weights are
+// decoded once per block; every column then goes through exactly the
+// instructions the one-column kernel uses (the same integer lanes, the same
+// dx·dy products, the same FMA into its own accumulator, the same final
+// horizontal sum), so each result is bit-identical to the one-column
+// kernel's. Registers: SI weights, DI activations, R8 stride, R9 3·stride.
 
 // DYK4 gathers the four columns' float32 Q8_K scales into X11.
 #define DYK4 \
@@ -1561,245 +1357,6 @@ q8k_done:
 	VINSERTPS $0x10, (DI)(R8*1), X11, X11; \
 	VINSERTPS $0x20, (DI)(R8*2), X11, X11; \
 	VINSERTPS $0x30, (DI)(R9*1), X11, X11
-
-// func dotQ4_Kx4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-// Stack: 0(SP) d·dy per column, 16(SP) dmin·dy, 32(SP) the four-lane mins
-// accumulators of the four columns.
-TEXT ·dotQ4_Kx4AVX2(SB), NOSPLIT, $96-48
-	MOVQ         x+0(FP), SI
-	MOVQ         y+8(FP), DI
-	MOVQ         stride+16(FP), R8
-	MOVQ         nb+24(FP), CX
-	LEAQ         (R8)(R8*2), R9
-	VPBROADCASTB C_0F, Y14
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VMOVUPS      Y0, 32(SP)
-	VMOVUPS      Y0, 64(SP)
-
-q4kx4_loop:
-	TESTQ        CX, CX
-	JZ           q4kx4_done
-	K4SCALESX(4)
-	VPSRLDQ      $8, X8, X9
-	VPMOVZXBW    X9, X9
-	VPMOVZXBW    X8, Y13
-	VPERMQ       $0x44, Y13, Y13
-	MOVL         (SI), AX
-	VMOVD        AX, X10
-	VCVTPH2PS    X10, X10
-	DYK4
-	VBROADCASTSS X10, X12
-	VMULPS       X11, X12, X12
-	VMOVUPS      X12, (SP)
-	VMOVSHDUP    X10, X12
-	VBROADCASTSS X12, X12
-	VMULPS       X11, X12, X12
-	VMOVUPS      X12, 16(SP)
-	VMOVDQU      260(DI), X10
-	VPHADDW      276(DI), X10, X10
-	VPMADDWD     X10, X9, X10
-	VCVTDQ2PS    X10, X10
-	VBROADCASTSS 16(SP), X11
-	VMOVUPS      32(SP), X12
-	VFNMADD231PS X11, X10, X12
-	VMOVUPS      X12, 32(SP)
-	VMOVDQU      260(DI)(R8*1), X10
-	VPHADDW      276(DI)(R8*1), X10, X10
-	VPMADDWD     X10, X9, X10
-	VCVTDQ2PS    X10, X10
-	VBROADCASTSS 20(SP), X11
-	VMOVUPS      48(SP), X12
-	VFNMADD231PS X11, X10, X12
-	VMOVUPS      X12, 48(SP)
-	VMOVDQU      260(DI)(R8*2), X10
-	VPHADDW      276(DI)(R8*2), X10, X10
-	VPMADDWD     X10, X9, X10
-	VCVTDQ2PS    X10, X10
-	VBROADCASTSS 24(SP), X11
-	VMOVUPS      64(SP), X12
-	VFNMADD231PS X11, X10, X12
-	VMOVUPS      X12, 64(SP)
-	VMOVDQU      260(DI)(R9*1), X10
-	VPHADDW      276(DI)(R9*1), X10, X10
-	VPMADDWD     X10, X9, X10
-	VCVTDQ2PS    X10, X10
-	VBROADCASTSS 28(SP), X11
-	VMOVUPS      80(SP), X12
-	VFNMADD231PS X11, X10, X12
-	VMOVUPS      X12, 80(SP)
-	VPXOR        Y4, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPXOR        Y7, Y7, Y7
-	VMOVDQU      16(SI), Y9
-	VPAND        Y14, Y9, Y8
-	VPSRLW       $4, Y9, Y9
-	VPAND        Y14, Y9, Y9
-	VPSHUFB      shufOne<>+0(SB), Y13, Y10
-	VPSHUFB      shufOne<>+32(SB), Y13, Y11
-	VPMADDUBSW   4(DI), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y4, Y4
-	VPMADDUBSW   36(DI), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y4, Y4
-	VPMADDUBSW   4(DI)(R8*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y5, Y5
-	VPMADDUBSW   36(DI)(R8*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y5, Y5
-	VPMADDUBSW   4(DI)(R8*2), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y6, Y6
-	VPMADDUBSW   36(DI)(R8*2), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y6, Y6
-	VPMADDUBSW   4(DI)(R9*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y7, Y7
-	VPMADDUBSW   36(DI)(R9*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y7, Y7
-	VMOVDQU      48(SI), Y9
-	VPAND        Y14, Y9, Y8
-	VPSRLW       $4, Y9, Y9
-	VPAND        Y14, Y9, Y9
-	VPSHUFB      shufOne<>+64(SB), Y13, Y10
-	VPSHUFB      shufOne<>+96(SB), Y13, Y11
-	VPMADDUBSW   68(DI), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y4, Y4
-	VPMADDUBSW   100(DI), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y4, Y4
-	VPMADDUBSW   68(DI)(R8*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y5, Y5
-	VPMADDUBSW   100(DI)(R8*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y5, Y5
-	VPMADDUBSW   68(DI)(R8*2), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y6, Y6
-	VPMADDUBSW   100(DI)(R8*2), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y6, Y6
-	VPMADDUBSW   68(DI)(R9*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y7, Y7
-	VPMADDUBSW   100(DI)(R9*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y7, Y7
-	VMOVDQU      80(SI), Y9
-	VPAND        Y14, Y9, Y8
-	VPSRLW       $4, Y9, Y9
-	VPAND        Y14, Y9, Y9
-	VPSHUFB      shufOne<>+128(SB), Y13, Y10
-	VPSHUFB      shufOne<>+160(SB), Y13, Y11
-	VPMADDUBSW   132(DI), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y4, Y4
-	VPMADDUBSW   164(DI), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y4, Y4
-	VPMADDUBSW   132(DI)(R8*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y5, Y5
-	VPMADDUBSW   164(DI)(R8*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y5, Y5
-	VPMADDUBSW   132(DI)(R8*2), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y6, Y6
-	VPMADDUBSW   164(DI)(R8*2), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y6, Y6
-	VPMADDUBSW   132(DI)(R9*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y7, Y7
-	VPMADDUBSW   164(DI)(R9*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y7, Y7
-	VMOVDQU      112(SI), Y9
-	VPAND        Y14, Y9, Y8
-	VPSRLW       $4, Y9, Y9
-	VPAND        Y14, Y9, Y9
-	VPSHUFB      shufOne<>+192(SB), Y13, Y10
-	VPSHUFB      shufOne<>+224(SB), Y13, Y11
-	VPMADDUBSW   196(DI), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y4, Y4
-	VPMADDUBSW   228(DI), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y4, Y4
-	VPMADDUBSW   196(DI)(R8*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y5, Y5
-	VPMADDUBSW   228(DI)(R8*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y5, Y5
-	VPMADDUBSW   196(DI)(R8*2), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y6, Y6
-	VPMADDUBSW   228(DI)(R8*2), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y6, Y6
-	VPMADDUBSW   196(DI)(R9*1), Y8, Y12
-	VPMADDWD     Y10, Y12, Y12
-	VPADDD       Y12, Y7, Y7
-	VPMADDUBSW   228(DI)(R9*1), Y9, Y15
-	VPMADDWD     Y11, Y15, Y15
-	VPADDD       Y15, Y7, Y7
-	VCVTDQ2PS    Y4, Y12
-	VBROADCASTSS 0(SP), Y15
-	VFMADD231PS  Y15, Y12, Y0
-	VCVTDQ2PS    Y5, Y12
-	VBROADCASTSS 4(SP), Y15
-	VFMADD231PS  Y15, Y12, Y1
-	VCVTDQ2PS    Y6, Y12
-	VBROADCASTSS 8(SP), Y15
-	VFMADD231PS  Y15, Y12, Y2
-	VCVTDQ2PS    Y7, Y12
-	VBROADCASTSS 12(SP), Y15
-	VFMADD231PS  Y15, Y12, Y3
-	ADDQ         $144, SI
-	ADDQ         $292, DI
-	DECQ         CX
-	JMP          q4kx4_loop
-
-q4kx4_done:
-	MOVQ         out+32(FP), DX
-	MOVQ         ostride+40(FP), R10
-	SHLQ         $2, R10
-	HSUM8(Y0, X0, X4)
-	VMOVUPS      32(SP), X12
-	HSUM4(X12, X5)
-	VADDSS       X12, X0, X0
-	MOVSS        X0, (DX)
-	ADDQ         R10, DX
-	HSUM8(Y1, X1, X4)
-	VMOVUPS      48(SP), X12
-	HSUM4(X12, X5)
-	VADDSS       X12, X1, X1
-	MOVSS        X1, (DX)
-	ADDQ         R10, DX
-	HSUM8(Y2, X2, X4)
-	VMOVUPS      64(SP), X12
-	HSUM4(X12, X5)
-	VADDSS       X12, X2, X2
-	MOVSS        X2, (DX)
-	ADDQ         R10, DX
-	HSUM8(Y3, X3, X4)
-	VMOVUPS      80(SP), X12
-	HSUM4(X12, X5)
-	VADDSS       X12, X3, X3
-	MOVSS        X3, (DX)
-	VZEROUPPER
-	RET
 
 // Q6Q decodes one 32-element group of a Q6_K block into Y8: the nibbles of
 // the ql bytes at qlmem shifted by lsh, with two bits of the qh bytes at

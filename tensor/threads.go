@@ -76,3 +76,12 @@ func Threads() int {
 	}
 	return n
 }
+
+// Parallel runs job.Task(i) for every i in [0, tasks) on the threads MatVec
+// and MatMul use (the caller's included) and returns when all have
+// returned, for element-wise work between products that would otherwise
+// leave the other threads idle. It has par.Pool.Run's rules: tasks must
+// touch disjoint data and must not call Parallel, MatVec or MatMul.
+func Parallel(tasks int, job par.Job) {
+	workers().Run(tasks, job)
+}

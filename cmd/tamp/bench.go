@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +22,9 @@ func newBenchCmd() *cobra.Command {
 		bwMiB     int64
 		noBW      bool
 		threadsFl int
+		kf        kvFlags
+		depths    []int
+		baseline  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--repeat 5] [--json]",
@@ -41,10 +45,24 @@ per token, so bandwidth ÷ bytes per token bounds its speed.
 
 It also reports the peak resident memory during generation against the
 limit (file size + full KV cache) + 10 %: weights are memory-mapped, never
-copied. Numbers are only as steady as the machine: close other work first.`,
+copied. Numbers are only as steady as the machine: close other work first.
+
+-d D1,D2,... (llama-bench's depth) measures each test with D tokens already in
+the cache, prefilled untimed in --batch chunks: "tg32 @ d8192" is decoding
+speed at 8k context. At a depth the prefill happens once and the --repeat
+generation runs follow one another on the same sequence.
+
+--kv POLICY --kv-budget N (and --kv-bits, --kv-table) compress the cache as
+'tamp run' does; the policy acts on the depth's prefill as on a prompt. The
+full cache is measured in the same run (--kv-baseline, on by default) with
+the runs of the two alternating, so both see the same load; the table gains
+the KV cache's bytes at the end of generation against an uncompressed
+cache's for the same tokens. Several depths give one result each: --json then
+prints a JSON array.`,
 		Example: `  tamp synth --shape tinyllama-1.1b --type Q4_0 -o tl-q4_0.gguf
   tamp bench -m tl-q4_0.gguf -t 2
-  tamp bench -m tl-q4_0.gguf -p 128 -n 32 --repeat 3 --json`,
+  tamp bench -m tl-q4_0.gguf -p 128 -n 32 --repeat 3 --json
+  tamp bench -m tl-q4_0-8k.gguf -p 0 -n 32 -r 3 -d 2048,8192 --kv streaming --kv-budget 512`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if threadsFl < 0 {
@@ -59,6 +77,18 @@ copied. Numbers are only as steady as the machine: close other work first.`,
 				return err
 			}
 			o.KVStorage = storage
+			if o.KV, err = kf.spec(); err != nil {
+				return err
+			}
+			o.Baseline = baseline
+			if len(depths) == 0 {
+				depths = []int{0}
+			}
+			for _, d := range depths {
+				if d < 0 {
+					return fmt.Errorf("bench: --depth %d must not be negative", d)
+				}
+			}
 			switch {
 			case noBW:
 				o.BandwidthBytes = -1
@@ -79,14 +109,31 @@ copied. Numbers are only as steady as the machine: close other work first.`,
 			o.Progress = func(test string, run, runs int, tps float64) {
 				fmt.Fprintf(errw, "%s run %d/%d: %.2f t/s\n", test, run, runs, tps)
 			}
-			res, err := bench.Run(cmd.Context(), e.Model, o)
-			if err != nil {
-				return err
+			var results []*bench.Result
+			for i, d := range depths {
+				o := o
+				o.Depth = d
+				if i > 0 {
+					o.BandwidthBytes = -1 // once is enough
+				}
+				if d > 0 {
+					fmt.Fprintf(errw, "depth %d: prefilling untimed\n", d)
+				}
+				res, err := bench.Run(cmd.Context(), e.Model, o)
+				if err != nil {
+					return err
+				}
+				results = append(results, res)
 			}
 			if asJSON {
-				return res.WriteJSON(cmd.OutOrStdout())
+				if len(results) == 1 {
+					return results[0].WriteJSON(cmd.OutOrStdout())
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(results)
 			}
-			return res.WriteTable(cmd.OutOrStdout())
+			return bench.WriteTables(cmd.OutOrStdout(), results)
 		},
 	}
 	mf.register(cmd)
@@ -101,6 +148,9 @@ copied. Numbers are only as steady as the machine: close other work first.`,
 	f.DurationVar(&o.BandwidthTime, "bw-time", 2*time.Second, "how long to measure the bandwidth")
 	f.BoolVar(&noBW, "no-bandwidth", false, "skip the memory bandwidth measurement")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.IntSliceVarP(&depths, "depth", "d", nil, "tokens already in the cache before each test, comma-separated (llama-bench's -d); 0 = none")
+	f.BoolVar(&baseline, "kv-baseline", true, "with --kv/--kv-bits, also measure the full cache in the same run")
 	kvStorageFlag(cmd, &kvType)
+	kf.register(cmd)
 	return cmd
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"tamp/eval"
+	"tamp/kv/kveval"
 	"tamp/model"
+	"tamp/quant"
 )
 
 func newEvalCmd() *cobra.Command {
@@ -24,6 +26,7 @@ func newEvalPPLCmd() *cobra.Command {
 	var (
 		mf       modelFlags
 		textPath string
+		part     string
 		ctxLen   int
 		chunks   int
 		saveBase string
@@ -45,10 +48,17 @@ its log-probabilities, then run any other model (a compressed one) with
 --kld-base FILE to get mean and 99th-percentile KL divergence and the rate at
 which both models agree on the most likely token.
 
---kv and its flags compress the KV cache while each chunk is evaluated. A
-chunk is one prefill, so only policies that evict during the prefill
-(streaming, chunked) and KV quantization (--kv-bits) change the figures;
-'tamp eval kv' measures compression between a prefill and decoding.`,
+--kv POLICY --kv-budget N (and --kv-bits, --kv-table) compress the KV cache
+while each chunk is evaluated, the way a deployed model meets it: the chunk's
+first half is prefilled in one call, after which the policy compresses the
+cache, and every later token is one decoding step, so each scored position of
+the second half is predicted from the compressed cache (a whole-chunk prefill
+would score the positions before a prefill-time policy ever acted). Without
+--kv/--kv-bits chunks are prefilled whole, as llama.cpp does. Compare with
+--kld-base from the full cache; the step-by-step full cache differs from the
+batched one only by floating-point rounding. The KV cache's mean and peak
+bytes are printed against an uncompressed cache's. 'tamp eval kv' compares
+many policies and budgets at once.`,
 		Example: `  tamp eval ppl -m stories260K.gguf -f tinystories-sample.txt --ctx 128 --save-kld-base base.kld
   tamp eval ppl -m stories260K-Q4_0-mixed.gguf -f tinystories-sample.txt --ctx 128 --kld-base base.kld`,
 		Args: cobra.NoArgs,
@@ -56,7 +66,13 @@ chunk is one prefill, so only policies that evict during the prefill
 			if textPath == "" {
 				return fmt.Errorf("eval ppl: -f TEXT is required")
 			}
-			text, err := os.ReadFile(textPath)
+			raw, err := os.ReadFile(textPath)
+			if err != nil {
+				return err
+			}
+			// One half of the text can evaluate what the other calibrated
+			// (imatrix --part, quantize --calib-part).
+			text, err := quant.TextPart(raw, part)
 			if err != nil {
 				return err
 			}
@@ -100,7 +116,17 @@ chunk is one prefill, so only policies that evict during the prefill
 				opts.SaveBase = tmp
 			}
 			tokens := e.Tok.Encode(string(text), true, false)
-			scorer, err := e.Model.NewScorer(model.SessionOptions{Context: ctxLen, KVStorage: storage, KV: kvSpec})
+			var (
+				scorer eval.Scorer
+				steps  *kveval.StepScorer
+			)
+			sessOpts := model.SessionOptions{Context: ctxLen, KVStorage: storage, KV: kvSpec}
+			if kvSpec.IsFull() {
+				scorer, err = e.Model.NewScorer(sessOpts)
+			} else {
+				steps, err = kveval.NewStepScorer(e.Model, sessOpts)
+				scorer = steps
+			}
 			if err != nil {
 				return err
 			}
@@ -116,7 +142,7 @@ chunk is one prefill, so only policies that evict during the prefill
 					}
 				}
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d tokens, ctx %d\n", textPath, len(tokens), ctxLen)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s (%s): %d tokens, ctx %d\n", textPath, part, len(tokens), ctxLen)
 			res, err := eval.Perplexity(cmd.Context(), scorer, tokens, opts)
 			if err != nil {
 				return err
@@ -131,11 +157,17 @@ chunk is one prefill, so only policies that evict during the prefill
 				fmt.Fprintf(cmd.ErrOrStderr(), "saved KL-divergence base to %s\n", saveBase)
 			}
 			res.Format(cmd.OutOrStdout())
+			if steps != nil {
+				st := steps.Stats()
+				fmt.Fprintf(cmd.OutOrStdout(), "KV cache (%s): %s at the end of a chunk, %.1f%% of the full cache's %s; peak %s\n",
+					kvSpec, humanBytes(st.MeanBytes), 100*float64(st.MeanBytes)/float64(max(st.FullBytes, 1)), humanBytes(st.FullBytes), humanBytes(st.PeakBytes))
+			}
 			return nil
 		},
 	}
 	mf.register(cmd)
 	cmd.Flags().StringVarP(&textPath, "file", "f", "", "text file to evaluate on")
+	cmd.Flags().StringVar(&part, "part", "all", "part of the text to evaluate on: all, first or second half (cut as imatrix --part and quantize --calib-part cut it)")
 	cmd.Flags().IntVar(&ctxLen, "ctx", 512, "tokens per chunk")
 	cmd.Flags().IntVar(&chunks, "chunks", 0, "evaluate at most this many chunks; 0 = all")
 	cmd.Flags().StringVar(&saveBase, "save-kld-base", "", "store this model's log-probabilities in FILE as a KL-divergence base")

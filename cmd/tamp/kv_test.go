@@ -113,3 +113,78 @@ func TestEvalKVAndEvolve(t *testing.T) {
 		t.Errorf("streaming mode: %v\n%s", err, out)
 	}
 }
+
+// TestEvalPPLWithKV: with a policy, eval ppl decodes each chunk's second half
+// from the compressed cache (the figures differ from the full cache's) and
+// reports the cache's bytes against the full cache's.
+func TestEvalPPLWithKV(t *testing.T) {
+	model := testdata.Path(t, "stories260K.gguf")
+	text := testdata.Path(t, "tinystories-sample.txt")
+	args := []string{"eval", "ppl", "-m", model, "-f", text, "--ctx", "96", "--chunks", "3", "-q"}
+	full, _, err := tamp(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _, err := tamp(t, append(args, "--kv", "snapkv", "--kv-budget", "8")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(snap, "KV cache (snapkv@8): ") || !strings.Contains(snap, "of the full cache's") {
+		t.Errorf("no KV bytes in:\n%s", snap)
+	}
+	if strings.Contains(full, "KV cache") {
+		t.Errorf("a full-cache run reports compression:\n%s", full)
+	}
+	estimate := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "Final estimate") {
+				return l
+			}
+		}
+		return ""
+	}
+	if estimate(full) == "" || estimate(full) == estimate(snap) {
+		t.Errorf("snapkv@8 after a 48-token prefill left the perplexity alone: %q vs %q", estimate(full), estimate(snap))
+	}
+}
+
+// TestBenchDepthKV: bench -d with --kv measures the policy and the full
+// cache at the depth and shows both caches' bytes.
+func TestBenchDepthKV(t *testing.T) {
+	model := testdata.Path(t, "stories260K.gguf")
+	out, _, err := tamp(t, "bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-d", "24,40",
+		"--kv", "streaming", "--kv-budget", "8", "--no-bandwidth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"tg2 @ d24", "tg2 @ d40", "streaming@8", "| full ", "KV used", "KV full"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	js, _, err := tamp(t, "bench", "-m", model, "-p", "0", "-n", "2", "-r", "1", "-d", "24,40",
+		"--kv", "streaming", "--kv-budget", "8", "--no-bandwidth", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []struct {
+		Depth       int    `json:"depth"`
+		KV          string `json:"kv"`
+		KVUsedBytes int64  `json:"kv_used_bytes"`
+		KVFullBytes int64  `json:"kv_full_bytes"`
+		Baseline    *struct {
+			KV          string `json:"kv"`
+			KVUsedBytes int64  `json:"kv_used_bytes"`
+		} `json:"baseline"`
+	}
+	if err := json.Unmarshal([]byte(js), &rs); err != nil {
+		t.Fatalf("%v:\n%s", err, js)
+	}
+	if len(rs) != 2 || rs[1].Depth != 40 || rs[0].KV != "streaming@8" || rs[0].Baseline == nil || rs[0].Baseline.KV != "full" ||
+		!(rs[0].KVUsedBytes < rs[0].KVFullBytes) || rs[0].Baseline.KVUsedBytes != rs[0].KVFullBytes {
+		t.Errorf("bench JSON: %+v", rs)
+	}
+	if _, _, err := tamp(t, "bench", "-m", model, "-n", "2", "-d", "-5"); err == nil {
+		t.Error("a negative depth was accepted")
+	}
+}

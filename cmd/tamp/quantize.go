@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -58,7 +61,11 @@ MoE models) from --candidates to minimise the measured damage within the
 budget: each (tensor, type) is measured as the KL divergence of the model
 quantized in that tensor only, on calibration chunks of --calib, and the
 choice is solved exactly as a knapsack. Budgets count all tensor data (bits
-per weight = tensor bytes·8 / all weights, as 'tamp inspect' prints).
+per weight = tensor bytes·8 / all weights, as 'tamp inspect' prints). For MoE
+models each expert (its gate, up and down) gets one type, weighted by how
+often and how strongly it is routed (MC-MoE; --min-experts sets minimum
+counts per type); a layer whose experts differ in type is written as
+per-expert tensors (blk.N.ffn_gate.E.weight …), which tamp loads directly.
 
 The output is written to a temporary file and renamed, so an interrupted run
 never leaves a partial file under the output name.`,
@@ -176,6 +183,7 @@ func runQuantize(cmd *cobra.Command, in string, qf *quantizeFlags) error {
 	if a := rep.Allocation; a != nil {
 		fmt.Fprintf(stdout, "allocation: budget %d bytes, used %d (fixed %d; %.4f bits per weight over the %d weights with a choice), minimum possible %d; total damage %.5g; %d measurements; solver step %d bytes (exact: %v)\n",
 			a.Budget, a.Used, a.Fixed, 8*float64(a.Used-a.Fixed)/float64(max(a.ChoiceWeights, 1)), a.ChoiceWeights, a.Minimum, a.Cost, a.Measured, a.Granularity, a.Exact)
+		printExpertWidths(stdout, a)
 	}
 	if qf.report != "" {
 		f, err := os.Create(qf.report)
@@ -192,6 +200,55 @@ func runQuantize(cmd *cobra.Command, in string, qf *quantizeFlags) error {
 		fmt.Fprintf(stderr, "wrote report %s\n", qf.report)
 	}
 	return nil
+}
+
+// printExpertWidths shows, for an MoE allocation, the type each expert got
+// with its MC-MoE weight and routing frequency.
+func printExpertWidths(w io.Writer, a *quant.AllocationSummary) {
+	type pick struct {
+		t      string
+		weight float64
+	}
+	layers := map[int]map[int]pick{}
+	for _, u := range a.Units {
+		var l, e int
+		if n, _ := fmt.Sscanf(u.Unit, "blk.%d.expert.%d", &l, &e); n != 2 || quant.ExpertKey(l, e) != u.Unit {
+			continue
+		}
+		if layers[l] == nil {
+			layers[l] = map[int]pick{}
+		}
+		layers[l][e] = pick{u.Type, u.Weight}
+	}
+	if len(layers) == 0 {
+		return
+	}
+	freq := map[int][]float64{}
+	for _, ls := range a.Experts {
+		freq[ls.Layer] = ls.Frequency
+	}
+	fmt.Fprintln(w, "expert widths (type, MC-MoE weight on its damage, routing frequency):")
+	ids := make([]int, 0, len(layers))
+	for l := range layers {
+		ids = append(ids, l)
+	}
+	sort.Ints(ids)
+	for _, l := range ids {
+		ps := layers[l]
+		fmt.Fprintf(w, "  layer %d:", l)
+		for e := range len(ps) {
+			p, ok := ps[e]
+			if !ok {
+				continue
+			}
+			f := math.NaN()
+			if e < len(freq[l]) {
+				f = freq[l][e]
+			}
+			fmt.Fprintf(w, "  e%d %s (%.2f, %.2f)", e, p.t, p.weight, f)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // IsSQName reports whether a target is one of tamp's SQ types.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,71 @@ func TestQuantizeAndImatrixCommands(t *testing.T) {
 	out, _, err = tamp(t, "quantize", "--sq-info")
 	if err != nil || !strings.Contains(out, "SQ4_8: 64-weight banks, 8 INT8 slots + 56 INT4, 48 bytes a bank = 6 bits/weight") {
 		t.Errorf("--sq-info: %v\n%s", err, out)
+	}
+}
+
+// TestQuantizeMoEPerExpert allocates widths per expert on the MoE test
+// model; the file it writes stores experts of different types as their own
+// tensors, and run and eval ppl load it as it is.
+func TestQuantizeMoEPerExpert(t *testing.T) {
+	dir := t.TempDir()
+	model := testdata.Path(t, "golden/tiny-mixtral.gguf")
+	text := testdata.Path(t, "tinystories-sample.txt")
+	q := filepath.Join(dir, "moe.gguf")
+	out, _, err := tamp(t, "quantize", model, "-o", q, "--target-bpw", "6", "--candidates", "Q4_0,Q5_0,Q8_0",
+		"--min-experts", "Q4_0=1,Q8_0=1", "--calib", text, "--calib-part", "first", "--calib-ctx", "32", "--calib-chunks", "1", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "blk.0.ffn_gate.0.weight") || !strings.Contains(out, "allocation: budget 566496 bytes") {
+		t.Errorf("quantize output:\n%s", out)
+	}
+	f, err := gguf.Open(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data int64
+	for _, gt := range f.Tensors {
+		data += int64(len(gt.Data))
+	}
+	f.Close()
+	if data > 566496 {
+		t.Errorf("the file holds %d bytes of tensor data, over the budget of 566496", data)
+	}
+	out, _, err = tamp(t, "eval", "ppl", "-q", "-m", q, "-f", text, "--part", "second", "--ctx", "32", "--chunks", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Final estimate: PPL") {
+		t.Errorf("eval ppl output:\n%s", out)
+	}
+	if _, _, err := tamp(t, "run", "-m", q, "-p", "Once upon a time", "-n", "4", "--temp", "0"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEvalPPLPart: --part evaluates one half of the text, cut where
+// imatrix --part and quantize --calib-part cut it.
+func TestEvalPPLPart(t *testing.T) {
+	text := testdata.Path(t, "tinystories-sample.txt")
+	tokens := map[string]int{}
+	for _, part := range []string{"all", "first", "second"} {
+		_, stderr, err := tamp(t, "eval", "ppl", "-q", "-m", testdata.Path(t, "stories260K.gguf"), "-f", text, "--part", part, "--ctx", "64", "--chunks", "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(stderr[strings.Index(stderr, "("+part+"): ")+len(part)+4:], "%d tokens", &n); err != nil {
+			t.Fatalf("%s: no token count in %q", part, stderr)
+		}
+		tokens[part] = n
+	}
+	// Each half has about half the tokens (BOS is added to each, and a word
+	// may tokenize differently at the cut).
+	if d := tokens["first"] + tokens["second"] - tokens["all"]; d < 0 || d > 4 || tokens["first"] < tokens["all"]/3 || tokens["second"] < tokens["all"]/3 {
+		t.Errorf("token counts %v: the halves do not add up to the whole", tokens)
+	}
+	if _, _, err := tamp(t, "eval", "ppl", "-q", "-m", testdata.Path(t, "stories260K.gguf"), "-f", text, "--part", "middle"); err == nil || !strings.Contains(err.Error(), "middle") {
+		t.Errorf("--part middle: %v", err)
 	}
 }

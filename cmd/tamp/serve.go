@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"tamp/chat"
+	"tamp/kv"
 	"tamp/server"
 )
 
@@ -24,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		port            int
 		cfg             server.Config
 		kvType          string
+		kvTable         string
 		templateFile    string
 		shutdownTimeout time.Duration
 		verbose         bool
@@ -49,7 +52,11 @@ the next line, then "<|assistant|>"; --chat-template FILE overrides both.
 
 Requests may choose their KV cache with a "tamp" object:
   {"tamp": {"kv_type": "f32", "kv": "POLICY", "kv_budget": 128, "kv_bits": 4}}
---kv, --kv-budget, --kv-bits and --kv-type set the defaults.
+POLICY is one of ` + strings.Join(server.KVPolicies(), ", ") + `;
+every policy but full needs kv_budget (cache entries kept per KV head), and
+any may add kv_bits 8, 4 or 2 (KIVI quantization); bad combinations get a 400
+naming the field. --kv, --kv-budget, --kv-bits and --kv-type set the defaults;
+--kv-table gives every compressing policy per-layer budgets.
 
 The server listens on loopback unless --host says otherwise; give --api-key
 (or $TAMP_API_KEY) before exposing it. SIGTERM or Ctrl-C stops it gracefully:
@@ -63,6 +70,11 @@ requests in flight get --shutdown-timeout to finish, then are cancelled.`,
 				return err
 			}
 			cfg.KV.Storage = storage
+			if kvTable != "" {
+				if cfg.KV.Table, err = kv.ParseTable(kvTable); err != nil {
+					return err
+				}
+			}
 			if cfg.MaxQueue == 0 {
 				cfg.MaxQueue = -1 // server.Config reads 0 as "default"
 			}
@@ -140,7 +152,8 @@ requests in flight get --shutdown-timeout to finish, then are cancelled.`,
 	f.StringVar(&cfg.ModelID, "alias", "", "model name clients use; default: the file name without extension")
 	f.StringVar(&cfg.KV.Policy, "kv", "", "default KV-cache policy for requests that name none (full = keep everything); available: "+fmt.Sprint(server.KVPolicies()))
 	f.IntVar(&cfg.KV.Budget, "kv-budget", 0, "default KV budget: cache entries kept per head")
-	f.IntVar(&cfg.KV.Bits, "kv-bits", 0, "default KV precision in bits, for policies that quantize")
+	f.IntVar(&cfg.KV.Bits, "kv-bits", 0, "default KV precision in bits (KIVI: 8, 4 or 2), with any policy including full")
+	f.StringVar(&kvTable, "kv-table", "", "per-layer budgets for every compressing policy: uniform, pyramid, or a JSON table (tamp kv evolve writes one)")
 	f.StringVar(&templateFile, "chat-template", "", "Jinja chat template file to use instead of the model's")
 	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log more")

@@ -84,7 +84,10 @@ func TestServe(t *testing.T) {
 
 func TestServeFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
-		{"--kv", "snapkv", "--kv-budget", "64"},
+		{"--kv", "snapkv"}, // needs a budget
+		{"--kv", "full", "--kv-bits", "3"},
+		{"--kv", "nosuch", "--kv-budget", "64"},
+		{"--kv", "snapkv", "--kv-budget", "64", "--kv-table", "/nonexistent/table.json"},
 		{"--kv-type", "q4"},
 		{"--parallel", "-3"},
 		{"--chat-template", "/nonexistent/template.jinja"},
