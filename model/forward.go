@@ -284,13 +284,8 @@ func (s *Session) forwardBatch(tokens []int32, head int) error {
 
 		// Attention: normalise, project, rotate, cache, attend, project back.
 		rmsNorm(s.xb[:n*dim], x, l.AttnNorm, dim, c.RMSEps)
-		if err := s.linear(l.Wq, l.Bq, s.xb[:n*dim], n, s.q[:n*qDim]); err != nil {
-			return err
-		}
-		if err := s.linear(l.Wk, l.Bk, s.xb[:n*dim], n, s.k[:n*kvDim]); err != nil {
-			return err
-		}
-		if err := s.linear(l.Wv, l.Bv, s.xb[:n*dim], n, s.v[:n*kvDim]); err != nil {
+		if err := s.linearSet(s.xb[:n*dim], n,
+			lin{l.Wq, l.Bq, s.q[:n*qDim]}, lin{l.Wk, l.Bk, s.k[:n*kvDim]}, lin{l.Wv, l.Bv, s.v[:n*kvDim]}); err != nil {
 			return err
 		}
 		for i := range n {
@@ -352,10 +347,7 @@ func (s *Session) swiglu(gate, up, down *tensor.Tensor, expert int, x []float32,
 		s.observe(gate, expert, x, n)
 		s.observe(up, expert, x, n)
 	}
-	if err := tensor.MatMul(gate, x, n, hb); err != nil {
-		return err
-	}
-	if err := tensor.MatMul(up, x, n, hb2); err != nil {
+	if err := tensor.MatMulSet(x, n, tensor.Product{W: gate, Out: hb}, tensor.Product{W: up, Out: hb2}); err != nil {
 		return err
 	}
 	s.silu = siluJob{hb: hb, hb2: hb2, chunk: siluChunk}
@@ -500,6 +492,37 @@ func (s *Session) linear(w, bias *tensor.Tensor, x []float32, n int, out []float
 		b := f32s(bias)
 		for i := range n {
 			add(out[i*len(b):(i+1)*len(b)], b)
+		}
+	}
+	return nil
+}
+
+// lin is one projection of a linearSet: weights, optional bias, output.
+type lin struct {
+	w, bias *tensor.Tensor
+	out     []float32
+}
+
+// linearSet is linear for up to three projections of the same input, run
+// as one job on the worker pool (tensor.MatMulSet) so that the threads meet
+// once for a layer's query, key and value projections, not three times.
+func (s *Session) linearSet(x []float32, n int, ls ...lin) error {
+	var ps [3]tensor.Product
+	for i, l := range ls {
+		if s.obs != nil {
+			s.obs.MatMulInput(l.w, -1, x, n)
+		}
+		ps[i] = tensor.Product{W: l.w, Out: l.out}
+	}
+	if err := tensor.MatMulSet(x, n, ps[:len(ls)]...); err != nil {
+		return err
+	}
+	for _, l := range ls {
+		if l.bias != nil {
+			b := f32s(l.bias)
+			for i := range n {
+				add(l.out[i*len(b):(i+1)*len(b)], b)
+			}
 		}
 	}
 	return nil

@@ -17,6 +17,12 @@ func dotQ4_0rAVX2(x, y *byte, nb int) float32
 func dotQ8_0rAVX2(x, y *byte, nb int) float32
 
 //go:noescape
+func dotQ4_0vAVX2(x, yv *byte, nb int) float32
+
+//go:noescape
+func dotQ4_KvAVX2(x, yv *byte, nb int) float32
+
+//go:noescape
 func packQ4_0AVX2(w *byte, stride, nb int, dst *byte)
 
 //go:noescape
@@ -45,6 +51,10 @@ func init() {
 		Q4_0: {fn: gemmQ4_0x8AVX2, pack: packQ4_0AVX2, block: packBlock, dy: true, corr: true},
 		Q8_0: {fn: gemmQ8_0x8AVX2, pack: packQ8_0AVX2, block: packBlock, dy: true},
 		Q4_K: {fn: gemmQ4_Kx8AVX2, pack: packQ4_K, block: packKBlock},
+	}
+	vecKernels = map[Type]*vecKernel{
+		Q4_0: {fn: dotQ4_0vAVX2, prep: prepQ4_0Vec, size: q40VecSize},
+		Q4_K: {fn: dotQ4_KvAVX2, prep: prepQ4_KVec, size: q4KVecSize},
 	}
 }
 

@@ -25,11 +25,22 @@ DATA gconsts<>+40(SB)/8, $0x0808080808080808
 DATA gconsts<>+48(SB)/8, $0x0808080808080808
 DATA gconsts<>+56(SB)/8, $0x0808080808080808
 DATA gconsts<>+64(SB)/8, $0x0001000100010001
-GLOBL gconsts<>(SB), RODATA|NOPTR, $72
+DATA gconsts<>+72(SB)/4, $0
+DATA gconsts<>+76(SB)/4, $4
+DATA gconsts<>+80(SB)/4, $1
+DATA gconsts<>+84(SB)/4, $5
+DATA gconsts<>+88(SB)/4, $2
+DATA gconsts<>+92(SB)/4, $6
+DATA gconsts<>+96(SB)/4, $3
+DATA gconsts<>+100(SB)/4, $7
+GLOBL gconsts<>(SB), RODATA|NOPTR, $104
 
 #define G_NIB gconsts<>+0(SB)
 #define G_EIGHT gconsts<>+32(SB)
 #define G_ONE16 gconsts<>+64(SB)
+// G_UNPAIR is the VPERMPS index that puts lanes ordered as residues
+// 0, 2, 4, 6, 1, 3, 5, 7 back into order 0..7.
+#define G_UNPAIR gconsts<>+72(SB)
 
 // GHSUM8 is simd_amd64.s's HSUM8: the eight lanes of y (low half x) summed
 // into lane 0 of x, halves, then pairs, then the last two.
@@ -560,6 +571,96 @@ q80r_tailend:
 	VFINISH
 
 q80r_done:
+	GHSUM8(Y0, X0, X1)
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// ---------------------------------------------------------------------
+// Decoding kernel for Q4_0 with activations in the paired layout that
+// prepQ4_0Vec writes (see decode.go): per group of eight blocks, the low
+// and high sixteen quants of blocks 2p and 2p+1 side by side (64 bytes per
+// pair p), then the blocks' 8·Σy and dy in lane order 0, 2, 4, 6, 1, 3, 5, 7;
+// the activations of the blocks past the last whole group follow as plain
+// Q8_0 blocks. Loading two blocks' nibbles into one register halves the
+// unpacking work of dotQ4_0rAVX2, the precomputed sums drop its second
+// VPMADDUBSW, and three VPHADDDs reduce eight blocks instead of nine
+// instructions of REDUCE8. The lanes hold the residues in the order above
+// until the end, when VPERMPS puts them back, so every float operation is
+// dotQ4_0rAVX2's.
+
+// Q40PAIR sets v to the int32 partial sums Σq·y of blocks xo and xo+18
+// (four lanes each) against the pair at yo(DI). Uses Y5, Y6; Y13 holds the
+// nibble mask, Y14 int16 ones.
+#define Q40PAIR(xo, yo, v) \
+	VMOVDQU     xo+2(SI), X5;           \
+	VINSERTI128 $1, xo+20(SI), Y5, Y5;  \
+	VPSRLW      $4, Y5, Y6;             \
+	VPAND       Y13, Y5, Y5;            \
+	VPAND       Y13, Y6, Y6;            \
+	VPMADDUBSW  yo(DI), Y5, Y5;         \
+	VPMADDUBSW  yo+32(DI), Y6, Y6;      \
+	VPADDW      Y6, Y5, Y5;             \
+	VPMADDWD    Y14, Y5, v
+
+// func dotQ4_0vAVX2(x, yv *byte, nb int) float32
+TEXT ·dotQ4_0vAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         yv+8(FP), DI
+	MOVQ         nb+16(FP), CX
+	VMOVDQU      G_NIB, Y13
+	VPBROADCASTW G_ONE16, Y14
+	VXORPS       Y0, Y0, Y0
+
+q40v_loop:
+	CMPQ       CX, $8
+	JLT        q40v_tail
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	Q40PAIR(0, 0, Y1)
+	Q40PAIR(36, 64, Y2)
+	Q40PAIR(72, 128, Y3)
+	Q40PAIR(108, 192, Y4)
+	VPHADDD    Y2, Y1, Y1
+	VPHADDD    Y4, Y3, Y3
+	VPHADDD    Y3, Y1, Y1
+	VPSUBD     256(DI), Y1, Y1
+	VCVTDQ2PS  Y1, Y1
+	MOVWLZX    (SI), AX
+	VMOVD      AX, X9
+	VPINSRW    $1, 36(SI), X9, X9
+	VPINSRW    $2, 72(SI), X9, X9
+	VPINSRW    $3, 108(SI), X9, X9
+	VPINSRW    $4, 18(SI), X9, X9
+	VPINSRW    $5, 54(SI), X9, X9
+	VPINSRW    $6, 90(SI), X9, X9
+	VPINSRW    $7, 126(SI), X9, X9
+	VCVTPH2PS  X9, Y9
+	VMULPS     288(DI), Y9, Y9
+	VFMADD231PS Y9, Y1, Y0
+	ADDQ       $144, SI
+	ADDQ       $320, DI
+	SUBQ       $8, CX
+	JMP        q40v_loop
+
+q40v_tail:
+	VMOVDQU G_UNPAIR, Y12
+	VPERMPS Y0, Y12, Y0
+	TESTQ   CX, CX
+	JZ      q40v_done
+	VMOVDQU G_EIGHT, Y13
+#define VBLK(off, yoff, v) Q40V(off, yoff, v)
+	VTAIL(18, q40v_tailend)
+#undef VBLK
+
+q40v_tailend:
+	VCVTPH2PS X9, Y9
+	VCVTPH2PS X10, Y10
+	VMULPS    Y10, Y9, Y9
+	VFINISH
+
+q40v_done:
 	GHSUM8(Y0, X0, X1)
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)

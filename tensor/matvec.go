@@ -117,6 +117,110 @@ func MatVec(w *Tensor, x []float32, out []float32) error {
 // cache-blocked: each weight row is read from memory once per call and used
 // against all n vectors.
 func MatMul(w *Tensor, x []float32, n int, out []float32) error {
+	return MatMulSet(x, n, Product{W: w, Out: out})
+}
+
+// Product is one weight matrix of a MatMulSet and the n × W.Rows() values
+// that receive its results.
+type Product struct {
+	W   *Tensor
+	Out []float32
+}
+
+// MatMulSet computes MatMul(p.W, x, n, p.Out) for every product p: several
+// matrices applied to the same input, such as a layer's query, key and
+// value projections. The results are MatMul's to the bit; the difference is
+// that all the products' rows are handed to the worker pool as one job, so
+// the threads meet once instead of once per matrix, which matters when
+// decoding runs a few hundred small products per token. Inputs are checked
+// before anything is computed; on error no output is written.
+func MatMulSet(x []float32, n int, ps ...Product) error {
+	var jobs [4]*matJob
+	js := jobs[:0]
+	if len(ps) > len(jobs) {
+		js = make([]*matJob, 0, len(ps))
+	}
+	defer func() {
+		for _, j := range js {
+			j.release()
+		}
+	}()
+	for _, p := range ps {
+		j := matJobs.Get().(*matJob)
+		js = append(js, j)
+		if err := j.setup(p.W, x, n, p.Out); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	pool := workers()
+	threads := pool.Threads()
+
+	// Convert the activations, in parallel when there are many.
+	if n > 1 && len(x) >= parallelMin && threads > 1 {
+		for _, j := range js {
+			j.converting = true
+			pool.Run(j.n, j)
+			j.converting = false
+		}
+	} else {
+		for _, j := range js {
+			for v := 0; v < j.n; v++ {
+				j.convert(v)
+			}
+		}
+	}
+
+	if len(js) == 1 {
+		j := js[0]
+		j.split(threads)
+		pool.Run(j.tasks, j)
+		return nil
+	}
+	set := setJobs.Get().(*setJob)
+	defer func() {
+		clear(set.jobs)
+		set.jobs, set.ends, set.total = set.jobs[:0], set.ends[:0], 0
+		setJobs.Put(set)
+	}()
+	for _, j := range js {
+		j.split(threads)
+		set.jobs = append(set.jobs, j)
+		set.ends = append(set.ends, set.total+j.tasks)
+		set.total += j.tasks
+	}
+	pool.Run(set.total, set)
+	return nil
+}
+
+// setJob runs the tasks of several matJobs as one job: task numbers
+// [ends[i-1], ends[i]) are jobs[i]'s.
+type setJob struct {
+	jobs  []*matJob
+	ends  []int
+	total int
+}
+
+var setJobs = sync.Pool{New: func() any { return new(setJob) }}
+
+func (s *setJob) Task(t int) {
+	for i, e := range s.ends {
+		if t < e {
+			if i > 0 {
+				t -= s.ends[i-1]
+			}
+			s.jobs[i].Task(t)
+			return
+		}
+	}
+}
+
+// setup checks one product and prepares its job: kernels, activation
+// buffers (taken from pools; release returns them).
+func (j *matJob) setup(w *Tensor, x []float32, n int, out []float32) error {
+	*j = matJob{}
 	k, err := checkWeights(w)
 	if err != nil {
 		return err
@@ -129,26 +233,13 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		return fmt.Errorf("tensor %q: output has room for %d values, want %d vectors of %d", w.Name, len(out), n, rows)
 	}
 	if n == 0 || rows == 0 {
-		return nil
+		return nil // a job of no vectors: nothing to convert or compute
 	}
 	xb, _ := RowBytes(k.VecDotType, cols)
-	bp := actBufs.Get().(*[]byte)
-	defer actBufs.Put(bp)
-	if cap(*bp) < n*xb {
-		*bp = make([]byte, n*xb)
-	}
-	xq := (*bp)[:n*xb]
-
-	pool := workers()
-	threads := pool.Threads()
-	j := matJobs.Get().(*matJob)
-	defer func() {
-		*j = matJob{} // drop references to the caller's data
-		matJobs.Put(j)
-	}()
+	j.bp = getBytes(n * xb)
 	*j = matJob{
 		t: w.Type, x: x, data: w.Data, rb: w.RowBytes(), cols: cols, rows: rows,
-		n: n, xq: xq, xb: xb, out: out, kern: kernelFor(w.Type, k),
+		n: n, xq: *j.bp, xb: xb, out: out, kern: kernelFor(w.Type, k), bp: j.bp,
 	}
 
 	// A batch of at least one tile's worth of vectors goes through the
@@ -159,28 +250,53 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 		j.gemm = g
 		j.nb = cols / ti.BlockSize
 		if g.dy {
-			dyp := getF32(n * j.nb)
-			defer f32Bufs.Put(dyp)
-			j.dy = *dyp
+			j.dyp = getF32(n * j.nb)
+			j.dy = *j.dyp
 		}
 		if g.corr {
-			cp := getI32(n * j.nb)
-			defer i32Bufs.Put(cp)
-			j.corr = *cp
+			j.corrp = getI32(n * j.nb)
+			j.corr = *j.corrp
 		}
 	}
 
-	// Convert the activations, in parallel when there are many.
-	if n > 1 && n*cols >= parallelMin && threads > 1 {
-		j.converting = true
-		pool.Run(n, j)
-		j.converting = false
-	} else {
-		for v := 0; v < n; v++ {
-			j.convert(v)
-		}
+	// A vector or two (decoding) goes through the type's decoding kernel,
+	// which wants the activations rewritten in its own layout.
+	if vk := vecFor(w.Type); vk != nil && j.gemm == nil && n < gemmCols && cols > 0 {
+		ti, _ := w.Type.Info()
+		j.vec = vk
+		j.nb = cols / ti.BlockSize
+		j.vb = vk.size(j.nb)
+		j.yvp = getBytes(n * j.vb)
+		j.yv = *j.yvp
 	}
+	return nil
+}
 
+// release returns the job's buffers and the job to their pools.
+func (j *matJob) release() {
+	if j.bp != nil {
+		actBufs.Put(j.bp)
+	}
+	if j.yvp != nil {
+		actBufs.Put(j.yvp)
+	}
+	if j.dyp != nil {
+		f32Bufs.Put(j.dyp)
+	}
+	if j.corrp != nil {
+		i32Bufs.Put(j.corrp)
+	}
+	*j = matJob{} // drop references to the caller's data
+	matJobs.Put(j)
+}
+
+// split chooses how many weight rows a task takes.
+func (j *matJob) split(threads int) {
+	rows, cols, n := j.rows, j.cols, j.n
+	if rows == 0 || n == 0 {
+		j.tasks = 0
+		return
+	}
 	work := rows * cols * n
 	switch {
 	case work < parallelMin || threads == 1:
@@ -197,10 +313,9 @@ func MatMul(w *Tensor, x []float32, n int, out []float32) error {
 	}
 	j.colBlock = n
 	if n > 1 {
-		j.colBlock = min(n, max(colBudget/max(xb, 1)&^3, 4))
+		j.colBlock = min(n, max(colBudget/max(j.xb, 1)&^3, 4))
 	}
-	pool.Run((rows+j.rowsPerTask-1)/j.rowsPerTask, j)
-	return nil
+	j.tasks = (rows + j.rowsPerTask - 1) / j.rowsPerTask
 }
 
 // matJob is one MatMul (or its activation conversion) split into tasks.
@@ -217,6 +332,7 @@ type matJob struct {
 	kern       simdKernel
 
 	converting  bool // tasks are activation vectors to convert
+	tasks       int
 	rowsPerTask int
 	colBlock    int // activation vectors per cache block
 
@@ -227,12 +343,27 @@ type matJob struct {
 	nb   int
 	dy   []float32
 	corr []int32
+
+	// The decoding kernel, when the product uses one, and each vector's
+	// activations in its layout (vb bytes each).
+	vec *vecKernel
+	yv  []byte
+	vb  int
+
+	// Pooled buffers behind xq, yv, dy and corr.
+	bp, yvp *[]byte
+	dyp     *[]float32
+	corrp   *[]int32
 }
 
 // convert converts activation vector v (and prepares it for the eight-row
 // kernel).
 func (j *matJob) convert(v int) {
 	xq := ConvertActivation(j.t, j.x[v*j.cols:(v+1)*j.cols], j.xq[v*j.xb:(v+1)*j.xb])
+	if j.vec != nil {
+		j.vec.prep(xq, j.nb, j.yv[v*j.vb:(v+1)*j.vb])
+		return
+	}
 	if j.gemm == nil || !j.gemm.dy {
 		return
 	}
@@ -258,6 +389,16 @@ func (j *matJob) Task(i int) {
 		return
 	}
 	cols, rows, xb, rb := j.cols, j.rows, j.xb, j.rb
+	if j.vec != nil {
+		_ = j.data[hi*rb-1]
+		for c := range j.n {
+			y := &j.yv[c*j.vb]
+			for r := lo; r < hi; r++ {
+				j.out[c*rows+r] = j.vec.fn(&j.data[r*rb], y, j.nb)
+			}
+		}
+		return
+	}
 	dot, dot4 := j.kern.dot, j.kern.dot4
 	if j.n == 1 {
 		for r := lo; r < hi; r++ {

@@ -253,3 +253,77 @@ func TestSetThreads(t *testing.T) {
 		t.Errorf("Threads() = %d after SetThreads(0), want GOMAXPROCS %d", got, runtime.GOMAXPROCS(0))
 	}
 }
+
+// TestMatMulSet: products sharing an input, computed as one job, must give
+// each product's MatMul bits, for mixed types (so mixed activation
+// conversions and kernels) and batch sizes on both sides of the eight-row
+// tile; a bad product fails the whole set before any output is written.
+func TestMatMulSet(t *testing.T) {
+	r := rand.New(rand.NewPCG(30, 31))
+	defer SetThreads(Threads())
+	const cols = 512
+	types := []Type{Q4_0, Q4_K, Q6_K, F16, Q8_0}
+	for _, threads := range []int{1, 2, 3} {
+		SetThreads(threads)
+		for _, n := range []int{1, 2, 5, 9} {
+			x := randomVector(r, n*cols)
+			var ps []Product
+			var want [][]float32
+			for i, typ := range types {
+				rows := []int{300, 64, 37, 256, 8}[i]
+				w := randomTensor(r, typ, cols, rows)
+				one := make([]float32, n*rows)
+				if err := MatMul(w, x, n, one); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, one)
+				ps = append(ps, Product{W: w, Out: make([]float32, n*rows)})
+			}
+			if err := MatMulSet(x, n, ps...); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range ps {
+				for k, v := range p.Out {
+					if math.Float32bits(v) != math.Float32bits(want[i][k]) {
+						t.Fatalf("threads %d n %d %s: value %d: set %g, MatMul %g", threads, n, p.W.Type, k, v, want[i][k])
+					}
+				}
+			}
+		}
+	}
+
+	x := randomVector(r, cols)
+	good := Product{W: randomTensor(r, Q4_0, cols, 64), Out: make([]float32, 64)}
+	bad := Product{W: randomTensor(r, Q8_0, cols, 64), Out: make([]float32, 63)}
+	if err := MatMulSet(x, 1, good, bad); err == nil || !strings.Contains(err.Error(), "output has room for 63") {
+		t.Fatalf("short output: got %v", err)
+	}
+	for _, v := range good.Out {
+		if v != 0 {
+			t.Fatal("MatMulSet wrote an output although another product was invalid")
+		}
+	}
+}
+
+// TestMatMulSetNoAllocs: decoding runs a set per layer and token.
+func TestMatMulSetNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers at random")
+	}
+	r := rand.New(rand.NewPCG(32, 33))
+	defer SetThreads(Threads())
+	SetThreads(2)
+	x := randomVector(r, 1024)
+	ps := []Product{
+		{W: randomTensor(r, Q4_0, 1024, 512), Out: make([]float32, 512)},
+		{W: randomTensor(r, Q4_K, 1024, 128), Out: make([]float32, 128)},
+		{W: randomTensor(r, Q6_K, 1024, 128), Out: make([]float32, 128)},
+	}
+	if n := testing.AllocsPerRun(50, func() {
+		if err := MatMulSet(x, 1, ps...); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("MatMulSet allocates %v times per call", n)
+	}
+}

@@ -170,6 +170,68 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 	VPERM2I128 $0x31, Y5, Y1, Y3; \
 	VPADDD     Y3, Y2, Y2
 
+// Constants and macros of dotQ4_KvAVX2 (at the end of the file).
+
+DATA k4v<>+0(SB)/8, $0x0b0a090803020100  // scales: q0-3, q8-11
+DATA k4v<>+8(SB)/8, $0x0b0a090807060504  // mins: q4-7, q8-11
+DATA k4v<>+16(SB)/8, $0x0f0f0f0f3f3f3f3f
+DATA k4v<>+24(SB)/8, $0x000000003f3f3f3f
+DATA k4v<>+32(SB)/8, $0x0000000000000000
+DATA k4v<>+40(SB)/8, $0x0f0f0f0f00000000
+DATA k4v<>+48(SB)/8, $0x0302010080808080 // high bits: q0-3 to scales 4-7
+DATA k4v<>+56(SB)/8, $0x0706050480808080 // q4-7 to mins 4-7
+DATA k4v<>+64(SB)/8, $0x3030303030303030
+DATA k4v<>+72(SB)/8, $0x3030303030303030
+GLOBL k4v<>(SB), RODATA|NOPTR, $80
+
+// K4SCALESV is K4SCALES with vector instructions: X2 = the 16 bytes at
+// off(SI) unpacked to the eight scales (bytes 0-7) and mins (8-15). The
+// per-byte shifts are word shifts whose bits from the neighbouring byte
+// the masks drop. Uses X3-X5.
+#define K4SCALESV(off) \
+	VMOVDQU off(SI), X2;        \
+	VPSHUFB k4v<>+0(SB), X2, X3; \
+	VPSRLW  $4, X3, X4;         \
+	VPAND   k4v<>+16(SB), X3, X3; \
+	VPAND   k4v<>+32(SB), X4, X4; \
+	VPOR    X4, X3, X3;         \
+	VPSHUFB k4v<>+48(SB), X2, X5; \
+	VPSRLW  $2, X5, X5;         \
+	VPAND   k4v<>+64(SB), X5, X5; \
+	VPOR    X5, X3, X2
+
+// K4FLUSHV is K4FLUSH with the eight dy values at (BX).
+#define K4FLUSHV \
+	VMOVDQU      (SP), Y1;          \
+	VMOVDQU      32(SP), Y2;        \
+	VMOVDQU      64(SP), Y3;        \
+	VMOVDQU      96(SP), Y4;        \
+	VMOVDQU      128(SP), Y5;       \
+	VMOVDQU      160(SP), Y6;       \
+	VMOVDQU      192(SP), Y7;       \
+	VMOVDQU      224(SP), Y8;       \
+	REDUCE8K;                       \
+	VCVTDQ2PS    Y2, Y2;            \
+	VMOVDQU      256(SP), X3;       \
+	VPHADDD      272(SP), X3, X3;   \
+	VMOVDQU      288(SP), X4;       \
+	VPHADDD      304(SP), X4, X4;   \
+	VMOVDQU      320(SP), X5;       \
+	VPHADDD      336(SP), X5, X5;   \
+	VMOVDQU      352(SP), X6;       \
+	VPHADDD      368(SP), X6, X6;   \
+	VPHADDD      X4, X3, X3;        \
+	VPHADDD      X6, X5, X5;        \
+	VINSERTI128  $1, X5, Y3, Y3;    \
+	VCVTDQ2PS    Y3, Y3;            \
+	VCVTPH2PS    384(SP), Y9;       \
+	VCVTPH2PS    400(SP), Y10;      \
+	VMOVUPS      (BX), Y11;         \
+	VMULPS       Y11, Y9, Y9;       \
+	VMULPS       Y11, Y10, Y10;     \
+	VFMADD231PS  Y9, Y2, Y0;        \
+	VFNMADD231PS Y10, Y3, Y0
+
 // DOTI8 sets f to the eight float32 lanes of the int32 partial sums of
 // q·y, both signed bytes (q in a register, y at ymem), using the
 // sign-transfer trick: |q| is unsigned and y takes q's sign. Y15 holds int16
@@ -1614,4 +1676,92 @@ q6kx4_done:
 	HSUM8(Y3, X3, X4)
 	MOVSS        X3, (DX)
 	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------------
+// Decoding kernel for Q4_K with activations in prepQ4_KVec's layout (see
+// decode.go): per group of eight blocks the blocks' dy as float32, then for
+// each block its 256 quants and the eight sums bsum_2j + bsum_2j+1 as int16.
+// It computes dotQ4_KrAVX2's float operations (same partial sums, same
+// flush every eight blocks) with less work per block: the scales and mins
+// are unpacked with vector shuffles instead of 22 scalar instructions, the
+// bsum pairs come precomputed and dy is read from the group header.
+
+// func dotQ4_KvAVX2(x, yv *byte, nb int) float32
+TEXT ·dotQ4_KvAVX2(SB), NOSPLIT, $416-28
+	MOVQ         x+0(FP), SI
+	MOVQ         yv+8(FP), DI
+	MOVQ         nb+16(FP), CX
+	VPBROADCASTB C_0F, Y14
+	VXORPS       Y0, Y0, Y0
+	XORQ         R13, R13
+	XORQ         R14, R14
+	MOVQ         DI, BX
+	ADDQ         $32, DI
+
+q4kv_loop:
+	TESTQ      CX, CX
+	JZ         q4kv_tail
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 1088(SI)
+	PREFETCHT0 1152(SI)
+	K4SCALESV(4)
+	VPSRLDQ    $8, X2, X3
+	VPMOVZXBW  X3, X3
+	VPMADDWD   256(DI), X3, X3
+	VMOVDQU    X3, 256(SP)(R14*1)
+	VPMOVZXBW  X2, Y2
+	VPERMQ     $0x44, Y2, Y2
+	VPXOR      Y6, Y6, Y6
+	VMOVDQU    16(SI), Y7
+	Q4KSPLIT
+	Q4KDOT((DI), 32(DI), 0, 32)
+	VMOVDQU    48(SI), Y7
+	Q4KSPLIT
+	Q4KDOT(64(DI), 96(DI), 64, 96)
+	VMOVDQU    80(SI), Y7
+	Q4KSPLIT
+	Q4KDOT(128(DI), 160(DI), 128, 160)
+	VMOVDQU    112(SI), Y7
+	Q4KSPLIT
+	Q4KDOT(192(DI), 224(DI), 192, 224)
+	VMOVDQU    Y6, (SP)(R14*2)
+	MOVWLZX    (SI), AX
+	MOVW       AX, 384(SP)(R13*2)
+	MOVWLZX    2(SI), AX
+	MOVW       AX, 400(SP)(R13*2)
+	ADDQ       $144, SI
+	ADDQ       $272, DI
+	DECQ       CX
+	INCQ       R13
+	ADDQ       $16, R14
+	CMPQ       R13, $8
+	JLT        q4kv_loop
+	K4FLUSHV
+	XORQ       R13, R13
+	XORQ       R14, R14
+	MOVQ       DI, BX
+	ADDQ       $32, DI
+	JMP        q4kv_loop
+
+q4kv_tail:
+	TESTQ R13, R13
+	JZ    q4kv_done
+	VPXOR Y1, Y1, Y1
+
+q4kv_zero:
+	VMOVDQU Y1, (SP)(R14*2)
+	VMOVDQU X1, 256(SP)(R14*1)
+	MOVW    $0, 384(SP)(R13*2)
+	MOVW    $0, 400(SP)(R13*2)
+	INCQ    R13
+	ADDQ    $16, R14
+	CMPQ    R13, $8
+	JLT     q4kv_zero
+	K4FLUSHV
+
+q4kv_done:
+	HSUM8(Y0, X0, X1)
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
 	RET

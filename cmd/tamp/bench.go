@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,16 +16,17 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		mf        modelFlags
-		o         bench.Options
-		kvType    string
-		asJSON    bool
-		bwMiB     int64
-		noBW      bool
-		threadsFl int
-		kf        kvFlags
-		depths    []int
-		baseline  bool
+		mf         modelFlags
+		o          bench.Options
+		kvType     string
+		asJSON     bool
+		cpuProfile string
+		bwMiB      int64
+		noBW       bool
+		threadsFl  int
+		kf         kvFlags
+		depths     []int
+		baseline   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench -m MODEL [-p 512] [-n 128] [-t THREADS] [--repeat 5] [--json]",
@@ -106,6 +108,17 @@ prints a JSON array.`,
 			o.Name = filepath.Base(e.Path)
 			o.Type = bench.TypeName(e.File)
 			errw := cmd.ErrOrStderr()
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			o.Progress = func(test string, run, runs int, tps float64) {
 				fmt.Fprintf(errw, "%s run %d/%d: %.2f t/s\n", test, run, runs, tps)
 			}
@@ -148,6 +161,7 @@ prints a JSON array.`,
 	f.DurationVar(&o.BandwidthTime, "bw-time", 2*time.Second, "how long to measure the bandwidth")
 	f.BoolVar(&noBW, "no-bandwidth", false, "skip the memory bandwidth measurement")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	f.IntSliceVarP(&depths, "depth", "d", nil, "tokens already in the cache before each test, comma-separated (llama-bench's -d); 0 = none")
 	f.BoolVar(&baseline, "kv-baseline", true, "with --kv/--kv-bits, also measure the full cache in the same run")
 	kvStorageFlag(cmd, &kvType)
