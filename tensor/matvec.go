@@ -259,6 +259,14 @@ func (j *matJob) setup(w *Tensor, x []float32, n int, out []float32) error {
 		}
 	}
 
+	// F16 batches go three vectors at a time through a kernel that reads
+	// the activations widened to float32.
+	if fb := f16BatchFor(w.Type); fb != nil && n >= 3 {
+		j.f16 = fb
+		j.yfp = getF32(n * cols)
+		j.yf = *j.yfp
+	}
+
 	// A vector or two (decoding) goes through the type's decoding kernel,
 	// which wants the activations rewritten in its own layout.
 	if vk := vecFor(w.Type); vk != nil && j.gemm == nil && n < gemmCols && cols > 0 {
@@ -282,6 +290,9 @@ func (j *matJob) release() {
 	}
 	if j.dyp != nil {
 		f32Bufs.Put(j.dyp)
+	}
+	if j.yfp != nil {
+		f32Bufs.Put(j.yfp)
 	}
 	if j.corrp != nil {
 		i32Bufs.Put(j.corrp)
@@ -312,7 +323,10 @@ func (j *matJob) split(threads int) {
 		j.rowsPerTask = (j.rowsPerTask + gemmRows - 1) / gemmRows * gemmRows
 	}
 	j.colBlock = n
-	if n > 1 {
+	switch {
+	case j.f16 != nil:
+		j.colBlock = min(n, max(colBudget/(4*cols)/3*3, 3))
+	case n > 1:
 		j.colBlock = min(n, max(colBudget/max(j.xb, 1)&^3, 4))
 	}
 	j.tasks = (rows + j.rowsPerTask - 1) / j.rowsPerTask
@@ -350,10 +364,15 @@ type matJob struct {
 	yv  []byte
 	vb  int
 
-	// Pooled buffers behind xq, yv, dy and corr.
-	bp, yvp *[]byte
-	dyp     *[]float32
-	corrp   *[]int32
+	// The batched F16 kernel, when the product uses it, and the
+	// activations as float32 (cols per vector).
+	f16 *f16BatchKernel
+	yf  []float32
+
+	// Pooled buffers behind xq, yv, dy, corr and yf.
+	bp, yvp  *[]byte
+	dyp, yfp *[]float32
+	corrp    *[]int32
 }
 
 // convert converts activation vector v (and prepares it for the eight-row
@@ -362,6 +381,10 @@ func (j *matJob) convert(v int) {
 	xq := ConvertActivation(j.t, j.x[v*j.cols:(v+1)*j.cols], j.xq[v*j.xb:(v+1)*j.xb])
 	if j.vec != nil {
 		j.vec.prep(xq, j.nb, j.yv[v*j.vb:(v+1)*j.vb])
+		return
+	}
+	if j.f16 != nil {
+		j.f16.widen(j.yf[v*j.cols:(v+1)*j.cols], xq)
 		return
 	}
 	if j.gemm == nil || !j.gemm.dy {
@@ -408,9 +431,21 @@ func (j *matJob) Task(i int) {
 	}
 	for c0 := 0; c0 < j.n; c0 += j.colBlock {
 		c1 := min(c0+j.colBlock, j.n)
+		if j.f16 != nil {
+			// Three activation vectors (in L1) against every row of the
+			// task (in L2), then the next three.
+			for c := c0; c+3 <= c1; c += 3 {
+				for r := lo; r < hi; r++ {
+					j.f16.dot3(cols, j.data[r*rb:(r+1)*rb], j.yf[c*cols:], cols, j.out[c*rows+r:], rows)
+				}
+			}
+		}
 		for r := lo; r < hi; r++ {
 			row := j.data[r*rb : (r+1)*rb]
 			c := c0
+			if j.f16 != nil {
+				c += (c1 - c0) / 3 * 3 // done below
+			}
 			if dot4 != nil {
 				for ; c+4 <= c1; c += 4 {
 					dot4(cols, row, j.xq[c*xb:(c+4)*xb], xb, j.out[c*rows+r:], rows)
