@@ -169,34 +169,3 @@ func TestReadBytes(t *testing.T) {
 		b[i] ^= 1
 	}
 }
-
-// BenchmarkDot4 compares one row against four activation rows done as four
-// one-column dots and as one four-column dot, where a type has one.
-func BenchmarkDot4(b *testing.B) {
-	const n = 4096
-	r := rand.New(rand.NewPCG(1, 4))
-	for _, typ := range supportedTypes() {
-		k, ok := simdKernels[typ]
-		if !ok || k.dot4 == nil {
-			continue
-		}
-		ti, _ := typ.Info()
-		row := randomBlocks(r, typ, n/ti.BlockSize)
-		xb, _ := RowBytes(VecDotType(typ), n)
-		xq := make([]byte, 4*xb)
-		for c := 0; c < 4; c++ {
-			ConvertActivation(typ, randomVector(r, n), xq[c*xb:(c+1)*xb])
-		}
-		out := make([]float32, 4)
-		b.Run(typ.String()+"/dot×4", func(b *testing.B) {
-			cpuLoop(b, int64(4*len(row)), func() {
-				for c := 0; c < 4; c++ {
-					out[c] = k.dot(n, row, xq[c*xb:(c+1)*xb])
-				}
-			})
-		})
-		b.Run(typ.String()+"/dot4", func(b *testing.B) {
-			cpuLoop(b, int64(4*len(row)), func() { k.dot4(n, row, xq, xb, out, 1) })
-		})
-	}
-}

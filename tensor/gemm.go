@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// Batched products of Q4_0, Q8_0 and Q4_K weights run through eight-row
+// Batched products of Q4_0, Q8_0, Q4_K and Q6_K weights run through eight-row
 // kernels: a task packs eight weight rows at a time into a scratch buffer
 // (the quants of each group of four elements of the eight rows side by
 // side, and the rows' scales unpacked), then multiplies each packed group by

@@ -76,12 +76,15 @@ func blockIntK(w, y []byte) (i, m int32) {
 }
 
 // dotResidue is the plain-Go definition of the residue order the Q4_0,
-// Q8_0 and Q4_K SIMD kernels compute (see gemm.go): the exact block sums,
+// Q8_0, Q4_K and Q6_K (dotResidueQ6K) SIMD kernels compute (see gemm.go): the exact block sums,
 // scaled by dx·dy with one FMA into accumulator b mod 8 (for Q4_K then the
 // mins term, -(M·dmin·dy), with a second), the accumulators added in
 // hsum_float_8's order. With finite operands the kernels must agree with
 // it to the bit.
 func dotResidue(typ Type, nb int, row, xq []byte) float32 {
+	if typ == Q6_K {
+		return dotResidueQ6K(nb, row, xq)
+	}
 	ti, _ := typ.Info()
 	vi, _ := VecDotType(typ).Info()
 	var a [8]float32
@@ -110,6 +113,9 @@ func dotResidue(typ Type, nb int, row, xq []byte) float32 {
 func packRef(typ Type, rows [][]byte, nb int) []byte {
 	if typ == Q4_K {
 		return packRefK(rows, nb)
+	}
+	if typ == Q6_K {
+		return packRefQ6K(rows, nb)
 	}
 	ti, _ := typ.Info()
 	out := make([]byte, nb*packBlock)
@@ -238,7 +244,7 @@ func randomTileRows(r *rand.Rand, typ Type, nb int, special bool, specials []uin
 
 var tileSpecials = []uint16{0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x7c01}
 
-// TestResidueDot: the one-vector Q4_0, Q8_0 and Q4_K kernels must compute
+// TestResidueDot: the one-vector Q4_0, Q8_0, Q4_K and Q6_K kernels must compute
 // dotResidue to the bit, for block counts around multiples of eight (the
 // kernels do eight blocks at a time and the rest one by one), extreme
 // quants and subnormal scales.

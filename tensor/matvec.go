@@ -310,13 +310,15 @@ func (j *matJob) split(threads int) {
 	}
 	work := rows * cols * n
 	switch {
-	case work < parallelMin || threads == 1:
+	case work < parallelMin || threads == 1 && n == 1:
 		j.rowsPerTask = rows
 	case n == 1:
 		// Several tasks per thread, so that a thread slowed by other
 		// work on its core leaves its share to the others.
 		j.rowsPerTask = max((rows+8*threads-1)/(8*threads), 4)
 	default:
+		// Batches keep a task's rows within L2 even on one thread: the
+		// eight-row kernels pack them and reuse them for every vector.
 		j.rowsPerTask = max(min(rowBudget/max(j.rb, 1), (rows+4*threads-1)/(4*threads)), 1)
 	}
 	if j.gemm != nil {
@@ -422,7 +424,7 @@ func (j *matJob) Task(i int) {
 		}
 		return
 	}
-	dot, dot4 := j.kern.dot, j.kern.dot4
+	dot := j.kern.dot
 	if j.n == 1 {
 		for r := lo; r < hi; r++ {
 			j.out[r] = dot(cols, j.data[r*rb:(r+1)*rb], j.xq)
@@ -445,11 +447,6 @@ func (j *matJob) Task(i int) {
 			c := c0
 			if j.f16 != nil {
 				c += (c1 - c0) / 3 * 3 // done below
-			}
-			if dot4 != nil {
-				for ; c+4 <= c1; c += 4 {
-					dot4(cols, row, j.xq[c*xb:(c+4)*xb], xb, j.out[c*rows+r:], rows)
-				}
 			}
 			for ; c < c1; c++ {
 				j.out[c*rows+r] = dot(cols, row, j.xq[c*xb:(c+1)*xb])

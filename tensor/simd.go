@@ -16,16 +16,10 @@ import (
 // are exact, (n/32+16)·2⁻²³·Σ|wᵢxᵢ|). F32 and BF16 keep the reference's
 // float32 products and float64 sum, in lanes, and so are within one float32
 // rounding of it (2⁻²⁴ relative, plus n·2⁻⁵⁰·Σ|wᵢxᵢ|). TestSIMDDot checks
-// these bounds.
-//
-// dot4, when set, computes the dots of one row with four activation rows
-// that start stride bytes apart into out[0], out[ostride], out[2·ostride]
-// and out[3·ostride], and must give each exactly what dot gives it
-// (TestSIMDDot4 checks bit equality), so batched and one-at-a-time products
-// agree to the bit.
+// these bounds. Batched products use the kernels of gemm.go and
+// f16batch.go, which give each vector exactly what dot gives it.
 type simdKernel struct {
-	dot  func(n int, row, xq []byte) float32
-	dot4 func(n int, row, xq []byte, stride int, out []float32, ostride int)
+	dot func(n int, row, xq []byte) float32
 }
 
 // simdKernels holds this machine's kernels; an init function fills it when
@@ -61,7 +55,7 @@ func SIMD() string {
 }
 
 // kernelFor returns the dot products MatMul uses for t: the SIMD ones when
-// this machine has them, else the reference k.Dot (and no dot4).
+// this machine has them, else the reference k.Dot.
 func kernelFor(t Type, k Kernel) simdKernel {
 	if useSIMD {
 		if s, ok := simdKernels[t]; ok {

@@ -43,12 +43,6 @@ func dotQ3_KAVX2(x, y *byte, nb int) float32
 func dotQ5_KAVX2(x, y *byte, nb int) float32
 
 //go:noescape
-func dotQ6_KAVX2(x, y *byte, nb int) float32
-
-//go:noescape
-func dotQ6_Kx4AVX2(x, y *byte, stride, nb int, out *float32, ostride int)
-
-//go:noescape
 func readAVX2(p *byte, n int) uint64
 
 //go:noescape
@@ -87,19 +81,6 @@ func init() {
 	block := func(f func(x, y *byte, nb int) float32, bs int) func(n int, row, xq []byte) float32 {
 		return func(n int, row, xq []byte) float32 { return f(ptr(row), ptr(xq), n/bs) }
 	}
-	// The four-column kernels write out[0], out[ostride], out[2·ostride]
-	// and out[3·ostride] and read four activation rows of n/bs blocks of
-	// ybytes each, stride bytes apart; the checks keep them in bounds.
-	block4 := func(f func(x, y *byte, stride, nb int, out *float32, ostride int), bs, ybytes int) func(n int, row, xq []byte, stride int, out []float32, ostride int) {
-		return func(n int, row, xq []byte, stride int, out []float32, ostride int) {
-			nb := n / bs
-			_ = out[3*ostride]
-			if nb > 0 {
-				_ = xq[3*stride+nb*ybytes-1]
-			}
-			f(ptr(row), ptr(xq), stride, nb, &out[0], ostride)
-		}
-	}
 	elem := func(f func(x, y *byte, n int) float32) func(n int, row, xq []byte) float32 {
 		return func(n int, row, xq []byte) float32 { return f(ptr(row), ptr(xq), n) }
 	}
@@ -116,7 +97,7 @@ func init() {
 		Q3_K: {dot: block(dotQ3_KAVX2, qkK)},
 		Q4_K: {dot: block(dotQ4_KrAVX2, qkK)},
 		Q5_K: {dot: block(dotQ5_KAVX2, qkK)},
-		Q6_K: {dot: block(dotQ6_KAVX2, qkK), dot4: block4(dotQ6_Kx4AVX2, qkK, 292)},
+		Q6_K: {dot: block(dotQ6_KrAVX2, qkK)},
 	}
 }
 

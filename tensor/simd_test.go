@@ -271,58 +271,6 @@ func TestSIMDDotEdges(t *testing.T) {
 	}
 }
 
-// TestSIMDDot4: the four-column kernels must give every column exactly (to
-// the bit, NaNs included) what the one-column kernel gives it, for rows with
-// random bytes and special scales, activation rows spaced more widely than
-// their size, and outputs spaced ostride apart.
-func TestSIMDDot4(t *testing.T) {
-	r := rand.New(rand.NewPCG(37, 38))
-	specials := []uint16{0x0000, 0x0001, 0x7bff, 0x7c00, 0xfc00, 0x7e00}
-	tested := 0
-	for _, typ := range simdTypes(t) {
-		k := simdKernels[typ]
-		if k.dot4 == nil {
-			continue
-		}
-		tested++
-		t.Run(typ.String(), func(t *testing.T) {
-			ti, _ := typ.Info()
-			for trial := 0; trial < 50; trial++ {
-				n := ti.BlockSize * (1 + r.IntN(12)) * max(1, 256/ti.BlockSize/4)
-				row := randomBlocks(r, typ, n/ti.BlockSize)
-				if trial%5 == 4 {
-					for i := range row {
-						row[i] = byte(r.Uint32())
-					}
-					for b := 0; b < len(row); b += ti.BlockBytes {
-						for _, off := range halfFields[typ] {
-							binary.LittleEndian.PutUint16(row[b+off:], specials[r.IntN(len(specials))])
-						}
-					}
-				}
-				xb, _ := RowBytes(VecDotType(typ), n)
-				stride := xb + r.IntN(3)*ti.BlockBytes
-				xq := make([]byte, 3*stride+xb)
-				for c := 0; c < 4; c++ {
-					ConvertActivation(typ, randomVector(r, n), xq[c*stride:c*stride+xb])
-				}
-				ostride := 1 + r.IntN(5)
-				out := make([]float32, 3*ostride+1)
-				k.dot4(n, row, xq, stride, out, ostride)
-				for c := 0; c < 4; c++ {
-					want := k.dot(n, row, xq[c*stride:c*stride+xb])
-					if got := out[c*ostride]; math.Float32bits(got) != math.Float32bits(want) {
-						t.Fatalf("n=%d trial %d column %d: dot4 %g, dot %g", n, trial, c, got, want)
-					}
-				}
-			}
-		})
-	}
-	if tested == 0 {
-		t.Skip("no four-column kernels on this machine")
-	}
-}
-
 // TestSIMDConvert: the SIMD activation conversions must produce exactly the
 // reference quantizers' bytes, including on rounding ties (which the
 // reference rounds away from zero), zeros, subnormals, tiny magnitudes whose

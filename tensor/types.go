@@ -7,6 +7,29 @@
 // has never come near 1024, so the two ranges cannot collide. A tool without
 // tamp's types sees an unknown id there and refuses the file; tamp itself names
 // the type in its error message.
+//
+// # Kernels
+//
+// MatVec and MatMul convert the activations to the weight type's vec-dot
+// type (Q8_0, Q8_K, F16, ...) once, as llama.cpp does, and spread the rows
+// over a worker pool (SetThreads). Each weight type has a plain-Go
+// reference dot product (Kernel.Dot); on amd64 with AVX2, FMA and F16C the
+// products run through assembly kernels, chosen by the product's shape:
+//
+//   - one vector (decoding): for Q4_0 and Q4_K a decoding kernel that
+//     reads activations rewritten once per product into a layout made for
+//     it (decode.go); for other types the one-vector kernel;
+//   - four vectors or more of Q4_0, Q8_0, Q4_K or Q6_K (prompt processing):
+//     eight-row kernels over weight rows packed into L2-sized scratch
+//     (gemm.go); F16 three vectors at a time (f16batch.go).
+//
+// Kernels of one type compute each dot product in one fixed order, so a
+// result never depends on the batch it was computed in: MatMul of n
+// vectors is bit-identical to n MatVecs, and the tests compare every
+// assembly kernel with its reference bit for bit (integer block sums) or
+// within the float rounding of a different summation order. MatMulSet runs
+// several products of one input (a layer's query, key and value) as one
+// pool job. Build with -tags purego to run the references everywhere.
 package tensor
 
 import "fmt"
