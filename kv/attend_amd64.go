@@ -15,7 +15,19 @@ func cpuid1ECX() uint32
 func cvtF16(dst *float32, src *uint16, n int)
 
 //go:noescape
-func dots8(qT *float32, k *float32, n, hd int, out *float32)
+func tposeF16(dst *float32, src *uint16, hd, groups int)
 
 //go:noescape
-func accum8(acc *float32, p *float32, v *float32, n, hd int)
+func tposeF32(dst, src *float32, hd, groups, round int)
+
+//go:noescape
+func dotsT(qT, kT *float32, groups, hd int, scale float32, out *float32, ostride int)
+
+//go:noescape
+func maxF32(x *float32, n int) float32
+
+//go:noescape
+func probs(dst, src *float32, n int, inv float32, round, keep int)
+
+//go:noescape
+func accumP(acc, p *float32, pstride int, v *float32, n, hd int)

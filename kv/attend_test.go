@@ -12,7 +12,8 @@ import (
 
 // refAttend is the forward pass's attention before the cache took it over
 // (model/forward.go at commit e19744e), kept as the reference the cache's
-// kernel must reproduce bit for bit on full-precision entries.
+// kernel must reproduce bit for bit on full-precision entries; since then its
+// softmax exponentials and their sum are tensor.ExpSum's, as the cache's are.
 func refAttend(c *Cache, layer int, pos int32, q, out []float32) {
 	hd := c.shape.HeadDim
 	group := c.shape.Heads / c.shape.KVHeads
@@ -48,13 +49,7 @@ func refAttend(c *Cache, layer int, pos int32, q, out []float32) {
 			scores[j] = dot * scale
 			maxScore = max(maxScore, scores[j])
 		}
-		var sum float64
-		for j, sc := range scores {
-			e := float32(math.Exp(float64(sc - maxScore)))
-			scores[j] = e
-			sum += float64(e)
-		}
-		inv := float32(1 / sum)
+		inv := float32(1 / tensor.ExpSum(scores, maxScore))
 		clear(oh)
 		for j, w := range scores {
 			w *= inv
@@ -354,6 +349,257 @@ func TestRoundF16(t *testing.T) {
 		for d := range uint32(4100) {
 			check(b + d)
 			check(b - d)
+		}
+	}
+}
+
+// TestAttendBatchMatchesSteps checks that attending a whole prompt at once
+// (the prefill: entries converted once, rows split into tasks over several
+// threads) gives bit for bit what attending each row after appending its
+// entry gives (decoding), and that the eight-head block kernels agree with
+// the scalar loops, outputs and recorded scores alike.
+func TestAttendBatchMatchesSteps(t *testing.T) {
+	defer tensor.SetThreads(tensor.Threads())
+	tensor.SetThreads(3)
+	for _, tc := range []struct {
+		name  string
+		shape Shape
+		opts  Options
+	}{
+		{"f16 group of 8", Shape{Layers: 2, Heads: 16, KVHeads: 2, HeadDim: 40}, Options{Storage: F16}},
+		{"f32 group of 16", Shape{Layers: 1, Heads: 32, KVHeads: 2, HeadDim: 16}, Options{Storage: F32}},
+		{"f16 group of 8 one kv head", Shape{Layers: 1, Heads: 8, KVHeads: 1, HeadDim: 64}, Options{Storage: F16}},
+		{"f16 group of 4", Shape{Layers: 1, Heads: 8, KVHeads: 2, HeadDim: 32}, Options{Storage: F16}},
+		{"f16 scores", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F16, Scores: true}},
+		{"f32 scores max", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F32, Scores: true, GQAMax: true}},
+		{"kivi4", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F16, Quant: Quant{Bits: 4, Group: 8, Residual: 16}}},
+		{"kivi2 hadamard", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F32, Quant: Quant{Bits: 2, Group: 8, Residual: 8, Hadamard: true}, Scores: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 90
+			rng := rand.New(rand.NewPCG(21, 22))
+			qDim := tc.shape.Heads * tc.shape.HeadDim
+			kvDim := tc.shape.KVHeads * tc.shape.HeadDim
+			keys, vals := randVec(rng, n*kvDim), randVec(rng, n*kvDim)
+			q := randVec(rng, n*qDim)
+			record := int32(n / 3)
+			build := func() *Cache {
+				c, err := NewCache(tc.shape, n, tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			// One row at a time, as decoding runs.
+			steps := build()
+			want := make([]float32, n*qDim)
+			for l := range tc.shape.Layers {
+				for i := range n {
+					if err := steps.Append(l, int32(i), keys[i*kvDim:(i+1)*kvDim], vals[i*kvDim:(i+1)*kvDim]); err != nil {
+						t.Fatal(err)
+					}
+					steps.Attend(l, int32(i), 1, q[i*qDim:(i+1)*qDim], want[i*qDim:(i+1)*qDim], record)
+				}
+			}
+			for _, blocks := range []bool{true, false} {
+				c := build()
+				c.blocks = c.blocks && blocks
+				got := make([]float32, n*qDim)
+				for l := range tc.shape.Layers {
+					for i := range n {
+						if err := c.Append(l, int32(i), keys[i*kvDim:(i+1)*kvDim], vals[i*kvDim:(i+1)*kvDim]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if tc.opts.Quant.Bits != 0 {
+						// Quantization happens as entries arrive, so a
+						// batch sees later entries quantized: compare the
+						// last row only, which both see the same way.
+						c.Attend(l, n-1, 1, q[(n-1)*qDim:], got[(n-1)*qDim:], record)
+						copy(got[:(n-1)*qDim], want[:(n-1)*qDim])
+						continue
+					}
+					c.Attend(l, 0, n, q, got, record)
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("blocks=%v: row %d elem %d: batch %v, one at a time %v", c.blocks, i/qDim, i%qDim, got[i], want[i])
+					}
+				}
+				if !tc.opts.Scores || tc.opts.Quant.Bits != 0 {
+					continue
+				}
+				for l := range tc.shape.Layers {
+					for h := range tc.shape.KVHeads {
+						gs, ws := c.Scores(l, h), steps.Scores(l, h)
+						for j := range ws {
+							if math.Float32bits(gs[j]) != math.Float32bits(ws[j]) {
+								t.Fatalf("blocks=%v: layer %d head %d score %d: batch %v, one at a time %v", c.blocks, l, h, j, gs[j], ws[j])
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAttendSplit checks the division of a batch's rows into tasks: ranges
+// that cover the rows in order, later (longer) rows in shorter ranges.
+func TestAttendSplit(t *testing.T) {
+	for _, tc := range []struct{ n, ne, parts int }{
+		{512, 512, 2}, {512, 512, 8}, {64, 4096, 4}, {33, 40, 16}, {1, 1, 1}, {100, 100, 1},
+	} {
+		j := attendJob{n: tc.n}
+		j.split(tc.parts, tc.ne)
+		if j.bounds[0] != 0 || j.bounds[tc.parts] != tc.n {
+			t.Fatalf("%+v: bounds %v", tc, j.bounds[:tc.parts+1])
+		}
+		for p := range tc.parts {
+			if j.bounds[p] > j.bounds[p+1] {
+				t.Fatalf("%+v: bounds %v not increasing", tc, j.bounds[:tc.parts+1])
+			}
+		}
+		if tc.parts >= 2 && tc.ne == tc.n && tc.n >= 64 {
+			first, last := j.bounds[1]-j.bounds[0], j.bounds[tc.parts]-j.bounds[tc.parts-1]
+			if last >= first {
+				t.Errorf("%+v: last range %d rows, first %d: want the causal mask balanced", tc, last, first)
+			}
+		}
+	}
+}
+
+// BenchmarkAttendPrefill times one layer's attention for a 512-token prompt
+// attended at once, in TinyLlama-1.1B's shape, over tamp's threads.
+func BenchmarkAttendPrefill(b *testing.B) {
+	shape := Shape{Layers: 1, Heads: 32, KVHeads: 4, HeadDim: 64}
+	const n = 512
+	rng := rand.New(rand.NewPCG(1, 2))
+	c, _ := NewCache(shape, n, Options{Storage: F16})
+	fillRandom(b, c, n, rng)
+	qDim := shape.Heads * shape.HeadDim
+	q := randVec(rng, n*qDim)
+	out := make([]float32, n*qDim)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		c.Attend(0, 0, n, q, out, math.MaxInt32)
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
+}
+
+// TestBlockKernels checks each assembly kernel against the scalar loop it
+// replaces, bit for bit, on sizes with and without partial vectors.
+func TestBlockKernels(t *testing.T) {
+	if !haveBlocks {
+		t.Skip("no block kernels on this machine")
+	}
+	rng := rand.New(rand.NewPCG(31, 32))
+	same := func(what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: element %d = %v, want %v", what, i, got[i], want[i])
+			}
+		}
+	}
+	for _, hd := range []int{8, 40, 64, 128} {
+		for _, groups := range []int{1, 3} {
+			rows := 8 * groups
+			src := randVec(rng, rows*hd)
+			src16 := make([]uint16, len(src))
+			for i, v := range src {
+				src16[i] = tensor.F32ToF16(v)
+			}
+			// Transposes: dst[b*8*hd + c*8 + r] = row 8b+r, column c.
+			want := make([]float32, rows*hd)
+			wantR := make([]float32, rows*hd)
+			want16 := make([]float32, rows*hd)
+			for b := range groups {
+				for r := range 8 {
+					for c := range hd {
+						x := src[(8*b+r)*hd+c]
+						want[b*8*hd+c*8+r] = x
+						wantR[b*8*hd+c*8+r] = tensor.F16ToF32(tensor.F32ToF16(x))
+						want16[b*8*hd+c*8+r] = tensor.F16ToF32(src16[(8*b+r)*hd+c])
+					}
+				}
+			}
+			got := make([]float32, rows*hd)
+			tposeF32(&got[0], &src[0], hd, groups, 0)
+			same("tposeF32", got, want)
+			tposeF32(&got[0], &src[0], hd, groups, 1)
+			same("tposeF32 rounded", got, wantR)
+			tposeF16(&got[0], &src16[0], hd, groups)
+			same("tposeF16", got, want16)
+
+			// Dot products of eight queries with the transposed keys.
+			q := randVec(rng, 8*hd)
+			qT := make([]float32, 8*hd)
+			tposeF32(&qT[0], &q[0], hd, 1, 0)
+			stride := rows + 3
+			out := make([]float32, 8*stride)
+			const scale = 0.125
+			dotsT(&qT[0], &want[0], groups, hd, scale, &out[0], stride)
+			for g := range 8 {
+				for j := range rows {
+					d := dotF32(q[g*hd:(g+1)*hd], src[j*hd:(j+1)*hd]) * scale
+					if math.Float32bits(out[g*stride+j]) != math.Float32bits(d) {
+						t.Fatalf("dotsT hd %d: query %d key %d = %v, want %v", hd, g, j, out[g*stride+j], d)
+					}
+				}
+			}
+
+			// Weighted sums of rows values for eight heads.
+			p := make([]float32, 8*stride)
+			for i := range p {
+				p[i] = roundF16(float32(rng.Float64()))
+			}
+			acc := randVec(rng, 8*hd)
+			ref := append([]float32(nil), acc...)
+			for g := range 8 {
+				for j := range rows {
+					for x := range hd {
+						ref[g*hd+x] += p[g*stride+j] * src[j*hd+x]
+					}
+				}
+			}
+			accumP(&acc[0], &p[0], stride, &src[0], rows, hd)
+			same("accumP", acc, ref)
+		}
+	}
+	for _, n := range []int{8, 16, 24, 64, 200} {
+		x := randVec(rng, n)
+		m := float32(math.Inf(-1))
+		for _, v := range x[:n&^7] {
+			m = max(m, v)
+		}
+		if got := maxF32(&x[0], n&^7); got != m {
+			t.Fatalf("maxF32 of %d = %v, want %v", n, got, m)
+		}
+		for i := range x {
+			x[i] = float32(rng.Float64())
+		}
+		inv := float32(1 / 3.7)
+		for _, round := range []int{0, 1} {
+			for _, keep := range []int{0, 1} {
+				src := append([]float32(nil), x...)
+				dst := make([]float32, n)
+				probs(&dst[0], &src[0], n&^7, inv, round, keep)
+				for i := range n &^ 7 {
+					p := x[i] * inv
+					want := p
+					if round == 1 {
+						want = roundF16(p)
+					}
+					wantSrc := x[i]
+					if keep == 1 {
+						wantSrc = p
+					}
+					if dst[i] != want || src[i] != wantSrc {
+						t.Fatalf("probs round=%d keep=%d: %v, %v; want %v, %v", round, keep, dst[i], src[i], want, wantSrc)
+					}
+				}
+			}
 		}
 	}
 }

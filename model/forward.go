@@ -374,10 +374,7 @@ type siluJob struct {
 func (j *siluJob) Task(t int) {
 	lo := t * j.chunk
 	hi := min(lo+j.chunk, len(j.hb))
-	hb, hb2 := j.hb[lo:hi], j.hb2[lo:hi]
-	for i, g := range hb {
-		hb[i] = g / (1 + float32(math.Exp(float64(-g)))) * hb2[i]
-	}
+	tensor.SiLUMul(j.hb[lo:hi], j.hb2[lo:hi])
 }
 
 // observe reports a matrix input, naming the stacked tensor for an expert slice
