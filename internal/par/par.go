@@ -150,9 +150,25 @@ func (p *Pool) Run(tasks int, job Job) {
 	// Every task has been handed out: seal the job so that no worker joins
 	// it any more, and wait for those still working on a task.
 	if old := p.state.Or(sealed); old&activeMask != 0 {
-		<-p.done
+		p.await()
 	}
 	p.job = nil
+}
+
+// await waits for the last worker of a sealed job to leave, and takes the
+// token it sends. It polls first: blocking on the channel would hand this
+// goroutine to the sender's processor when the token comes, leaving this
+// one's idle and the worker queued for a thread at the start of the next
+// job, which showed as the worker doing a third of decoding's tasks.
+func (p *Pool) await() {
+	start := time.Now()
+	for spin := 0; p.state.Load()&activeMask != 0; spin++ {
+		if spin&7 == 0 && time.Since(start) >= spinTime {
+			break
+		}
+		runtime.Gosched()
+	}
+	<-p.done // sent by the worker that left last; already there unless it is just leaving
 }
 
 // work runs tasks of the current job until none are left.
