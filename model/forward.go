@@ -61,9 +61,10 @@ type Session struct {
 	out                       []float32 // returned logits
 	router, routeWeights      []float32
 	expertIdx                 []int
-	eh, eh2, ey               []float32 // one token's expert activations
-	rope                      []float32 // cos/sin pairs for one position
-	silu                      siluJob   // the SwiGLU gate, spread over the threads
+	eh, eh2, ey               []float32        // one token's expert activations
+	rope                      []float32        // cos/sin pairs for one position
+	silu                      siluRows         // the SwiGLU gate of the product running
+	siluFn                    func(lo, hi int) // s.siluDone, bound once
 
 	// Policy support: query rows at positions >= record add their attention
 	// to the cache's scores; with surprisal set every prompt row's logits are
@@ -117,6 +118,7 @@ func (m *Model) NewSession(opts SessionOptions) (*Session, error) {
 		logits: make([]float32, b*c.Vocab),
 		rope:   make([]float32, c.RopeDim),
 	}
+	s.siluFn = s.siluDone
 	if policy != nil && policy.Needs().Surprisal {
 		s.surprisal = true
 		s.prevRow = make([]float32, c.Vocab)
@@ -347,34 +349,30 @@ func (s *Session) swiglu(gate, up, down *tensor.Tensor, expert int, x []float32,
 		s.observe(gate, expert, x, n)
 		s.observe(up, expert, x, n)
 	}
-	if err := tensor.MatMulSet(x, n, tensor.Product{W: gate, Out: hb}, tensor.Product{W: up, Out: hb2}); err != nil {
+	s.silu = siluRows{hb: hb, hb2: hb2, f: f, n: n}
+	err := tensor.MatMulPair(gate, up, x, n, hb, hb2, s.siluFn)
+	s.silu = siluRows{}
+	if err != nil {
 		return err
 	}
-	s.silu = siluJob{hb: hb, hb2: hb2, chunk: siluChunk}
-	tensor.Parallel((len(hb)+siluChunk-1)/siluChunk, &s.silu)
-	s.silu = siluJob{}
 	if s.obs != nil {
 		s.observe(down, expert, hb, n)
 	}
 	return tensor.MatMul(down, hb, n, out)
 }
 
-// siluChunk is how many elements of the SwiGLU gate one task computes:
-// enough that handing out a task (about a microsecond) is small beside the
-// exponentials, few enough that a decoding step's 5632 spread over the
-// threads.
-const siluChunk = 2048
-
-// siluJob computes hb[i] = silu(hb[i])·hb2[i], chunk elements per task.
-type siluJob struct {
+// siluRows applies the SwiGLU gate, hb = silu(hb)·hb2, to rows of the
+// gate's output as MatMulPair finishes them, while they are in cache.
+type siluRows struct {
 	hb, hb2 []float32
-	chunk   int
+	f, n    int // rows of the gate; vectors
 }
 
-func (j *siluJob) Task(t int) {
-	lo := t * j.chunk
-	hi := min(lo+j.chunk, len(j.hb))
-	tensor.SiLUMul(j.hb[lo:hi], j.hb2[lo:hi])
+func (s *Session) siluDone(lo, hi int) {
+	j := &s.silu
+	for c := range j.n {
+		tensor.SiLUMul(j.hb[c*j.f+lo:c*j.f+hi], j.hb2[c*j.f+lo:c*j.f+hi])
+	}
 }
 
 // observe reports a matrix input, naming the stacked tensor for an expert slice

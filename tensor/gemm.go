@@ -112,11 +112,7 @@ func q8Sums(xq []byte, nb int, dy []float32, corr []int32) {
 		blk := xq[b*34 : b*34+34]
 		dy[b] = F16ToF32(binary.LittleEndian.Uint16(blk))
 		if corr != nil {
-			var s int32
-			for _, q := range blk[2:] {
-				s += int32(int8(q))
-			}
-			corr[b] = 8 * s
+			corr[b] = 8 * sumInt8x32(blk[2:])
 		}
 	}
 }

@@ -195,6 +195,84 @@ func MatMulSet(x []float32, n int, ps ...Product) error {
 	return nil
 }
 
+// MatMulPair computes MatMul(a, x, n, outA) and MatMul(b, x, n, outB) for
+// two matrices of the same shape as one pool job whose tasks each compute
+// the same range of rows of both and then call done(lo, hi): rows
+// [lo, hi) of every vector are then final in outA and outB (value c·rows+r
+// for vector c and row r), so element-wise work that combines the two,
+// such as SwiGLU's gate, runs on the threads while those rows are in
+// cache and without a job of its own. done is called once per range, from
+// any thread, concurrently with other ranges; it must touch only its rows.
+// The products are MatMul's to the bit.
+func MatMulPair(a, b *Tensor, x []float32, n int, outA, outB []float32, done func(lo, hi int)) error {
+	if a.Rows() != b.Rows() || a.Cols() != b.Cols() {
+		return fmt.Errorf("tensor %q (%d×%d) and %q (%d×%d): a pair must have one shape", a.Name, a.Cols(), a.Rows(), b.Name, b.Cols(), b.Rows())
+	}
+	ja, jb := matJobs.Get().(*matJob), matJobs.Get().(*matJob)
+	defer ja.release()
+	defer jb.release()
+	if err := ja.setup(a, x, n, outA); err != nil {
+		return err
+	}
+	if err := jb.setup(b, x, n, outB); err != nil {
+		return err
+	}
+	if n == 0 || ja.rows == 0 {
+		return nil
+	}
+	pool := workers()
+	threads := pool.Threads()
+	for _, j := range []*matJob{ja, jb} {
+		if n > 1 && len(x) >= parallelMin && threads > 1 {
+			j.converting = true
+			pool.Run(n, j)
+			j.converting = false
+		} else {
+			for v := range n {
+				j.convert(v)
+			}
+		}
+	}
+	ja.split(threads)
+	jb.split(threads)
+	rpt := max(ja.rowsPerTask, jb.rowsPerTask)
+	if n == 1 && rpt < ja.rows {
+		// A task does two products: half the rows keeps the number of
+		// tasks, and so the balance between threads, of a MatMulSet.
+		rpt = max((rpt+1)/2, 4)
+	}
+	if ja.gemm != nil || jb.gemm != nil {
+		rpt = (rpt + gemmRows - 1) / gemmRows * gemmRows
+	}
+	ja.rowsPerTask, jb.rowsPerTask = rpt, rpt
+	pj := pairJobs.Get().(*pairJob)
+	defer func() {
+		*pj = pairJob{}
+		pairJobs.Put(pj)
+	}()
+	*pj = pairJob{a: ja, b: jb, done: done, rpt: rpt, rows: ja.rows}
+	pool.Run((ja.rows+rpt-1)/rpt, pj)
+	return nil
+}
+
+// pairJob is a MatMulPair: task i is task i of both products, then done.
+type pairJob struct {
+	a, b      *matJob
+	done      func(lo, hi int)
+	rpt, rows int
+}
+
+var pairJobs = sync.Pool{New: func() any { return new(pairJob) }}
+
+func (p *pairJob) Task(i int) {
+	p.a.Task(i)
+	p.b.Task(i)
+	if p.done != nil {
+		lo := i * p.rpt
+		p.done(lo, min(lo+p.rpt, p.rows))
+	}
+}
+
 // setJob runs the tasks of several matJobs as one job: task numbers
 // [ends[i-1], ends[i]) are jobs[i]'s.
 type setJob struct {

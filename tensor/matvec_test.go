@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -325,5 +326,71 @@ func TestMatMulSetNoAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("MatMulSet allocates %v times per call", n)
+	}
+	outB := make([]float32, 512)
+	done := func(lo, hi int) {}
+	if n := testing.AllocsPerRun(50, func() {
+		if err := MatMulPair(ps[0].W, ps[0].W, x, 1, ps[0].Out, outB, done); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("MatMulPair allocates %v times per call", n)
+	}
+}
+
+// TestMatMulPair: both products are MatMul's to the bit, done sees every
+// row exactly once and only after both products wrote it for every
+// vector, whatever the types (eight-row, decoding, F16 kernels), batch
+// size and threads.
+func TestMatMulPair(t *testing.T) {
+	r := rand.New(rand.NewPCG(34, 35))
+	defer SetThreads(Threads())
+	const cols = 512
+	pairs := [][2]Type{{Q4_0, Q4_0}, {Q4_K, Q6_K}, {F16, Q8_0}, {Q4_0, F32}}
+	for _, threads := range []int{1, 2, 3} {
+		SetThreads(threads)
+		for _, tp := range pairs {
+			for _, rows := range []int{37, 264} {
+				for _, n := range []int{1, 3, 4, 9} {
+					a, b := randomTensor(r, tp[0], cols, rows), randomTensor(r, tp[1], cols, rows)
+					x := randomVector(r, n*cols)
+					wantA, wantB := make([]float32, n*rows), make([]float32, n*rows)
+					if err := MatMul(a, x, n, wantA); err != nil {
+						t.Fatal(err)
+					}
+					if err := MatMul(b, x, n, wantB); err != nil {
+						t.Fatal(err)
+					}
+					outA, outB := make([]float32, n*rows), make([]float32, n*rows)
+					seen := make([]int32, rows)
+					var mu sync.Mutex
+					done := func(lo, hi int) {
+						mu.Lock()
+						defer mu.Unlock()
+						for r := lo; r < hi; r++ {
+							seen[r]++
+							for c := range n {
+								if math.Float32bits(outA[c*rows+r]) != math.Float32bits(wantA[c*rows+r]) ||
+									math.Float32bits(outB[c*rows+r]) != math.Float32bits(wantB[c*rows+r]) {
+									t.Errorf("%v threads %d n %d: row %d vector %d not final when done ran", tp, threads, n, r, c)
+								}
+							}
+						}
+					}
+					if err := MatMulPair(a, b, x, n, outA, outB, done); err != nil {
+						t.Fatal(err)
+					}
+					for r, k := range seen {
+						if k != 1 {
+							t.Fatalf("%v threads %d n %d: done saw row %d %d times", tp, threads, n, r, k)
+						}
+					}
+				}
+			}
+		}
+	}
+	a, b := randomTensor(r, Q4_0, cols, 64), randomTensor(r, Q4_0, cols, 32)
+	if err := MatMulPair(a, b, randomVector(r, cols), 1, make([]float32, 64), make([]float32, 32), nil); err == nil || !strings.Contains(err.Error(), "one shape") {
+		t.Errorf("pair of different shapes: got %v", err)
 	}
 }
