@@ -298,7 +298,12 @@ func (c *Cache) attendRows(layer, kvh int, first int32, r0, r1 int, q, out []flo
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	ne := len(e.pos)
 	stride := ne + 8 // room for the block kernels' last, partial block
-	s.ensure(stride, group, hd, c.capacity)
+	lanes := c.lanes()
+	padded := lanes != group
+	s.ensure(stride, lanes, hd, c.capacity)
+	for g := group; g < lanes; g++ {
+		s.inv[g] = 0 // a padded head's probabilities are zero
+	}
 	f16 := c.opts.Storage == F16
 	rot := c.q.Hadamard
 	for i := r0; i < r1; i++ {
@@ -309,9 +314,10 @@ func (c *Cache) attendRows(layer, kvh int, first int32, r0, r1 int, q, out []flo
 		// The group's queries, rotated as the keys were stored; rounded to
 		// F16 for F16 keys (by tposeF32 on the block path).
 		qg := qrow
-		if rot || e.kq > 0 || !c.blocks {
-			qg = s.qg[:group*hd]
+		if rot || e.kq > 0 || !c.blocks || padded {
+			qg = s.qg[:lanes*hd]
 			copy(qg, qrow)
+			clear(qg[group*hd:])
 			if rot {
 				for g := range group {
 					hadamard(qg[g*hd : (g+1)*hd])
@@ -319,10 +325,10 @@ func (c *Cache) attendRows(layer, kvh int, first int32, r0, r1 int, q, out []flo
 			}
 		}
 		if c.blocks {
-			tposeF32(&s.qT[0], &qg[0], hd, group/8, b2i(f16))
+			tposeF32(&s.qT[0], &qg[0], hd, lanes/8, b2i(f16))
 		}
 		if f16 && (e.kq > 0 || !c.blocks) {
-			for j, v := range qg {
+			for j, v := range qg[:group*hd] {
 				qg[j] = tensor.F16ToF32(tensor.F32ToF16(v))
 			}
 		}
@@ -344,8 +350,8 @@ func (c *Cache) attendRows(layer, kvh int, first int32, r0, r1 int, q, out []flo
 		}
 		// Weighted values, into the output rows (or rotated accumulators).
 		acc := orow
-		if rot {
-			acc = s.acc[:group*hd]
+		if rot || padded {
+			acc = s.acc[:lanes*hd]
 		}
 		clear(acc)
 		for j := range min(e.vq, lim) {
@@ -367,12 +373,27 @@ func (c *Cache) attendRows(layer, kvh int, first int32, r0, r1 int, q, out []flo
 			for g := range group {
 				hadamard(acc[g*hd : (g+1)*hd])
 			}
-			copy(orow, acc)
+		}
+		if rot || padded {
+			copy(orow, acc[:group*hd])
 		}
 		if rec {
 			c.recordRow(e, sc, lim, stride)
 		}
 	}
+}
+
+// lanes is the number of query heads per KV head the attention scratch
+// holds: the group, padded with heads of zero queries to a multiple of
+// eight for the block kernels, which do eight heads at once. A padded
+// head's lanes cost work but change no real head's result (each lane is
+// computed on its own).
+func (c *Cache) lanes() int {
+	group := c.shape.Heads / c.shape.KVHeads
+	if c.blocks {
+		return (group + 7) / 8 * 8
+	}
+	return group
 }
 
 func b2i(b bool) int {
@@ -601,14 +622,15 @@ func roundF16(p float32) float32 {
 	return float32(math.RoundToEven(float64(p)*0x1p24)) * 0x1p-24
 }
 
-// blockDots is the key loop of attendRows for groups of eight query heads:
+// blockDots is the key loop of attendRows, eight query heads at a time (the
+// group padded to a multiple of eight, see lanes):
 // dotsT computes eight entries' dot products with eight queries (s.qT) at
 // once, one entry per lane, each summed exactly as dot4 does, and writes
 // them scaled into the score rows. With whole the keys come converted in kT
 // (convertHead); otherwise a block at a time is converted here.
 func (c *Cache) blockDots(e *head, s *rowScratch, kT []float32, lim int, scale float32, whole bool) {
 	hd := c.shape.HeadDim
-	group := c.shape.Heads / c.shape.KVHeads
+	group := c.lanes()
 	stride := len(s.scores) / group
 	nk := lim - e.kq
 	for t0 := 0; t0 < nk; {
@@ -629,8 +651,8 @@ func (c *Cache) blockDots(e *head, s *rowScratch, kT []float32, lim int, scale f
 	}
 }
 
-// blockValues is the value loop of attendRows for groups of eight query
-// heads: it turns the exponentials of the full-precision entries below lim
+// blockValues is the value loop of attendRows for eight query heads at a
+// time (the group padded, see lanes): it turns the exponentials of the full-precision entries below lim
 // into probabilities (rounded to F16 for the products when the cache is
 // F16, and kept unrounded in the score rows when rec) and adds the weighted
 // values to eight heads' accumulators at once. A zero probability
@@ -639,7 +661,7 @@ func (c *Cache) blockDots(e *head, s *rowScratch, kT []float32, lim int, scale f
 // otherwise a block at a time is converted here.
 func (c *Cache) blockValues(e *head, s *rowScratch, vf, acc []float32, lim int, rec, whole bool) {
 	hd := c.shape.HeadDim
-	group := c.shape.Heads / c.shape.KVHeads
+	group := c.lanes()
 	stride := len(s.scores) / group
 	nv := lim - e.vq
 	if nv <= 0 {

@@ -108,9 +108,12 @@ func TestAttendMatchesReference(t *testing.T) {
 		{"f16 gqa", F16, Shape{Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 8}, 70},
 		{"f32 gqa", F32, Shape{Layers: 2, Heads: 8, KVHeads: 4, HeadDim: 8}, 70},
 		{"f16 mha", F16, Shape{Layers: 1, Heads: 4, KVHeads: 4, HeadDim: 16}, 33},
+		{"f16 group of 7", F16, Shape{Layers: 1, Heads: 14, KVHeads: 2, HeadDim: 64}, 70},
+		{"f32 group of 3", F32, Shape{Layers: 1, Heads: 6, KVHeads: 2, HeadDim: 24}, 41},
 		// Large enough for the heads to run in parallel.
 		{"f16 parallel", F16, Shape{Layers: 1, Heads: 8, KVHeads: 2, HeadDim: 32}, 150},
-		// Groups of eight query heads run the block kernels where the CPU has them.
+		// The block kernels do eight query heads at once where the CPU has
+		// them; other groups are padded to eight.
 		{"f16 group of 8", F16, Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 40}, 150},
 		{"f32 group of 16", F32, Shape{Layers: 1, Heads: 32, KVHeads: 2, HeadDim: 8}, 75},
 	} {
@@ -370,6 +373,8 @@ func TestAttendBatchMatchesSteps(t *testing.T) {
 		{"f32 group of 16", Shape{Layers: 1, Heads: 32, KVHeads: 2, HeadDim: 16}, Options{Storage: F32}},
 		{"f16 group of 8 one kv head", Shape{Layers: 1, Heads: 8, KVHeads: 1, HeadDim: 64}, Options{Storage: F16}},
 		{"f16 group of 4", Shape{Layers: 1, Heads: 8, KVHeads: 2, HeadDim: 32}, Options{Storage: F16}},
+		{"f16 group of 7 scores", Shape{Layers: 1, Heads: 14, KVHeads: 2, HeadDim: 64}, Options{Storage: F16, Scores: true}},
+		{"f32 mha kivi4", Shape{Layers: 1, Heads: 4, KVHeads: 4, HeadDim: 16}, Options{Storage: F32, Quant: Quant{Bits: 4, Group: 8, Residual: 8}}},
 		{"f16 scores", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F16, Scores: true}},
 		{"f32 scores max", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F32, Scores: true, GQAMax: true}},
 		{"kivi4", Shape{Layers: 1, Heads: 16, KVHeads: 2, HeadDim: 32}, Options{Storage: F16, Quant: Quant{Bits: 4, Group: 8, Residual: 16}}},

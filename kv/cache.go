@@ -111,7 +111,7 @@ type Cache struct {
 	work     []work // attention scratch, one per KV head
 
 	q      quantizer // zero when not quantizing
-	blocks bool      // attention uses the eight-head block kernels
+	blocks bool      // attention uses the eight-head block kernels (groups padded to eight heads)
 	total  int64     // bytes held now
 	peak   int64     // most bytes ever held since the last Reset
 }
@@ -167,8 +167,7 @@ func NewCache(shape Shape, capacity int, opts Options) (*Cache, error) {
 		}
 		c.q = q
 	}
-	group := shape.Heads / shape.KVHeads
-	c.blocks = haveBlocks && !disableBlocks && group%8 == 0 && shape.HeadDim%8 == 0
+	c.blocks = haveBlocks && !disableBlocks && shape.HeadDim%8 == 0
 	for i := range c.work {
 		c.work[i].init(shape.HeadDim, c.blocks)
 	}
