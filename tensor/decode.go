@@ -11,6 +11,9 @@ import "encoding/binary"
 type vecKernel struct {
 	// fn dots a row of nb blocks at x with activations prepared by prep.
 	fn func(x, yv *byte, nb int) float32
+	// rows, when set, is fn for n rows stride bytes apart, writing row i's
+	// result to out[i]: one call per task.
+	rows func(x *byte, stride int, yv *byte, nb int, out *float32, n int)
 	// prep writes the layout fn reads for nb converted blocks xq into dst,
 	// which has room for size(nb) bytes.
 	prep func(xq []byte, nb int, dst []byte)

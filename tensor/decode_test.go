@@ -46,6 +46,21 @@ func TestVecKernels(t *testing.T) {
 					if math.Float32bits(got) != math.Float32bits(want) {
 						t.Fatalf("nb=%d trial %d: kernel %g, dotResidue %g", nb, trial, got, want)
 					}
+					if vk.rows == nil {
+						continue
+					}
+					// All the tile's rows in one call, from one buffer.
+					var w []byte
+					for _, rw := range rows {
+						w = append(w, rw...)
+					}
+					out := make([]float32, len(rows))
+					vk.rows(&w[0], len(rows[0]), &yv[0], nb, &out[0], len(rows))
+					for i, rw := range rows {
+						if want := dotResidue(typ, nb, rw, xq); math.Float32bits(out[i]) != math.Float32bits(want) {
+							t.Fatalf("nb=%d trial %d: rows kernel row %d %g, dotResidue %g", nb, trial, i, out[i], want)
+						}
+					}
 				}
 			}
 		})

@@ -17,7 +17,14 @@ func dotQ4_0rAVX2(x, y *byte, nb int) float32
 func dotQ8_0rAVX2(x, y *byte, nb int) float32
 
 //go:noescape
-func dotQ4_0vAVX2(x, yv *byte, nb int) float32
+func dotQ4_0vRowsAVX2(x *byte, stride int, yv *byte, nb int, out *float32, rows int)
+
+// dotQ4_0vAVX2 is dotQ4_0vRowsAVX2 for one row.
+func dotQ4_0vAVX2(x, yv *byte, nb int) float32 {
+	var r float32
+	dotQ4_0vRowsAVX2(x, 0, yv, nb, &r, 1)
+	return r
+}
 
 //go:noescape
 func dotQ4_KvAVX2(x, yv *byte, nb int) float32
@@ -53,7 +60,7 @@ func init() {
 		Q4_K: {fn: gemmQ4_Kx8AVX2, pack: packQ4_K, block: packKBlock},
 	}
 	vecKernels = map[Type]*vecKernel{
-		Q4_0: {fn: dotQ4_0vAVX2, prep: prepQ4_0Vec, size: q40VecSize},
+		Q4_0: {fn: dotQ4_0vAVX2, rows: dotQ4_0vRowsAVX2, prep: prepQ4_0Vec, size: q40VecSize},
 		Q4_K: {fn: dotQ4_KvAVX2, prep: prepQ4_KVec, size: q4KVecSize},
 	}
 }

@@ -603,11 +603,24 @@ q80r_done:
 	VPADDW      Y6, Y5, Y5;             \
 	VPMADDWD    Y14, Y5, v
 
-// func dotQ4_0vAVX2(x, yv *byte, nb int) float32
-TEXT ·dotQ4_0vAVX2(SB), NOSPLIT, $0-28
-	MOVQ         x+0(FP), SI
-	MOVQ         yv+8(FP), DI
-	MOVQ         nb+16(FP), CX
+#define VBLK(off, yoff, v) Q40V(off, yoff, v)
+
+// func dotQ4_0vRowsAVX2(x *byte, stride int, yv *byte, nb int, out *float32, rows int)
+//
+// dotQ4_0vRowsAVX2 dots rows weight rows, stride bytes apart, with the
+// prepared activations and writes row r's result to out[r]: one call per
+// task rather than per row.
+TEXT ·dotQ4_0vRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), R8
+	MOVQ out+32(FP), R9
+	MOVQ rows+40(FP), R10
+
+q40v_row:
+	TESTQ        R10, R10
+	JZ           q40vr_done
+	MOVQ         R8, SI
+	MOVQ         yv+16(FP), DI
+	MOVQ         nb+24(FP), CX
 	VMOVDQU      G_NIB, Y13
 	VPBROADCASTW G_ONE16, Y14
 	VXORPS       Y0, Y0, Y0
@@ -648,11 +661,9 @@ q40v_tail:
 	VMOVDQU G_UNPAIR, Y12
 	VPERMPS Y0, Y12, Y0
 	TESTQ   CX, CX
-	JZ      q40v_done
+	JZ      q40v_sum
 	VMOVDQU G_EIGHT, Y13
-#define VBLK(off, yoff, v) Q40V(off, yoff, v)
 	VTAIL(18, q40v_tailend)
-#undef VBLK
 
 q40v_tailend:
 	VCVTPH2PS X9, Y9
@@ -660,11 +671,19 @@ q40v_tailend:
 	VMULPS    Y10, Y9, Y9
 	VFINISH
 
-q40v_done:
+q40v_sum:
 	GHSUM8(Y0, X0, X1)
+	MOVSS X0, (R9)
+	ADDQ  stride+8(FP), R8
+	ADDQ  $4, R9
+	DECQ  R10
+	JMP   q40v_row
+
+q40vr_done:
 	VZEROUPPER
-	MOVSS X0, ret+24(FP)
 	RET
+
+#undef VBLK
 
 // func packQ4_0AVX2(w *byte, stride, nb int, dst *byte)
 TEXT ·packQ4_0AVX2(SB), NOSPLIT, $0-32

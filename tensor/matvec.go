@@ -496,6 +496,11 @@ func (j *matJob) Task(i int) {
 		_ = j.data[hi*rb-1]
 		for c := range j.n {
 			y := &j.yv[c*j.vb]
+			if j.vec.rows != nil && hi > lo {
+				_ = j.out[c*rows+hi-1]
+				j.vec.rows(&j.data[lo*rb], rb, y, j.nb, &j.out[c*rows+lo], hi-lo)
+				continue
+			}
 			for r := lo; r < hi; r++ {
 				j.out[c*rows+r] = j.vec.fn(&j.data[r*rb], y, j.nb)
 			}
