@@ -124,8 +124,10 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 
 // K4FLUSH adds the eight stacked blocks to Y0: their I from the int32
 // lanes at 0(SP) (32 bytes per block), their M from the lanes at 256(SP)
-// (16 bytes per block), d and dmin as halves at 384 and 400, dy at 416.
-#define K4FLUSH \
+// (16 bytes per block), d and dmin as halves at 384 and 400, and the eight
+// blocks' dy as float32 at dy (416(SP) in dotQ4_KrAVX2, the group header in
+// dotQ4_KvAVX2).
+#define K4FLUSH(dy) \
 	VMOVDQU      (SP), Y1;          \
 	VMOVDQU      32(SP), Y2;        \
 	VMOVDQU      64(SP), Y3;        \
@@ -150,7 +152,7 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 	VCVTDQ2PS    Y3, Y3;            \
 	VCVTPH2PS    384(SP), Y9;       \
 	VCVTPH2PS    400(SP), Y10;      \
-	VMOVUPS      416(SP), Y11;      \
+	VMOVUPS      dy, Y11;           \
 	VMULPS       Y11, Y9, Y9;       \
 	VMULPS       Y11, Y10, Y10;     \
 	VFMADD231PS  Y9, Y2, Y0;        \
@@ -197,38 +199,6 @@ GLOBL k4v<>(SB), RODATA|NOPTR, $80
 	VPSRLW  $2, X5, X5;         \
 	VPAND   k4v<>+64(SB), X5, X5; \
 	VPOR    X5, X3, X2
-
-// K4FLUSHV is K4FLUSH with the eight dy values at (BX).
-#define K4FLUSHV \
-	VMOVDQU      (SP), Y1;          \
-	VMOVDQU      32(SP), Y2;        \
-	VMOVDQU      64(SP), Y3;        \
-	VMOVDQU      96(SP), Y4;        \
-	VMOVDQU      128(SP), Y5;       \
-	VMOVDQU      160(SP), Y6;       \
-	VMOVDQU      192(SP), Y7;       \
-	VMOVDQU      224(SP), Y8;       \
-	REDUCE8K;                       \
-	VCVTDQ2PS    Y2, Y2;            \
-	VMOVDQU      256(SP), X3;       \
-	VPHADDD      272(SP), X3, X3;   \
-	VMOVDQU      288(SP), X4;       \
-	VPHADDD      304(SP), X4, X4;   \
-	VMOVDQU      320(SP), X5;       \
-	VPHADDD      336(SP), X5, X5;   \
-	VMOVDQU      352(SP), X6;       \
-	VPHADDD      368(SP), X6, X6;   \
-	VPHADDD      X4, X3, X3;        \
-	VPHADDD      X6, X5, X5;        \
-	VINSERTI128  $1, X5, Y3, Y3;    \
-	VCVTDQ2PS    Y3, Y3;            \
-	VCVTPH2PS    384(SP), Y9;       \
-	VCVTPH2PS    400(SP), Y10;      \
-	VMOVUPS      (BX), Y11;         \
-	VMULPS       Y11, Y9, Y9;       \
-	VMULPS       Y11, Y10, Y10;     \
-	VFMADD231PS  Y9, Y2, Y0;        \
-	VFNMADD231PS Y10, Y3, Y0
 
 // DOTI8 sets f to the eight float32 lanes of the int32 partial sums of
 // q·y, both signed bytes (q in a register, y at ymem), using the
@@ -917,7 +887,7 @@ q4kr_loop:
 	ADDQ       $16, R14
 	CMPQ       R13, $8
 	JLT        q4kr_loop
-	K4FLUSH
+	K4FLUSH(416(SP))
 	XORQ       R13, R13
 	XORQ       R14, R14
 	JMP        q4kr_loop
@@ -937,7 +907,7 @@ q4kr_zero:
 	ADDQ    $16, R14
 	CMPQ    R13, $8
 	JLT     q4kr_zero
-	K4FLUSH
+	K4FLUSH(416(SP))
 
 q4kr_done:
 	HSUM8(Y0, X0, X1)
@@ -1432,7 +1402,7 @@ q4kv_loop:
 	ADDQ       $16, R14
 	CMPQ       R13, $8
 	JLT        q4kv_loop
-	K4FLUSHV
+	K4FLUSH((BX))
 	XORQ       R13, R13
 	XORQ       R14, R14
 	MOVQ       DI, BX
@@ -1453,7 +1423,7 @@ q4kv_zero:
 	ADDQ    $16, R14
 	CMPQ    R13, $8
 	JLT     q4kv_zero
-	K4FLUSHV
+	K4FLUSH((BX))
 
 q4kv_done:
 	HSUM8(Y0, X0, X1)
