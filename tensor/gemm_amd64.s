@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "avx2_amd64.h"
 
 // Kernels for Q4_0 and Q8_0 weights (and the eight-row Q4_K kernel, whose
 // one-vector twin is dotQ4_KrAVX2 in simd_amd64.s) that all compute a dot
@@ -42,15 +43,6 @@ GLOBL gconsts<>(SB), RODATA|NOPTR, $104
 // 0, 2, 4, 6, 1, 3, 5, 7 back into order 0..7.
 #define G_UNPAIR gconsts<>+72(SB)
 
-// GHSUM8 is simd_amd64.s's HSUM8: the eight lanes of y (low half x) summed
-// into lane 0 of x, halves, then pairs, then the last two.
-#define GHSUM8(y, x, t) \
-	VEXTRACTF128 $1, y, t; \
-	VADDPS       t, x, x;  \
-	VPERMILPD    $1, x, t; \
-	VADDPS       t, x, x;  \
-	VMOVSHDUP    x, t;     \
-	VADDSS       t, x, x
 
 // ---------------------------------------------------------------------
 // One-vector kernels: a row x of nb blocks against activations y (Q8_0
@@ -58,17 +50,6 @@ GLOBL gconsts<>(SB), RODATA|NOPTR, $104
 // into the eight block sums, one per lane, and the FMA adds them, scaled,
 // to the accumulator Y0 whose lane l collects the blocks ≡ l (mod 8).
 
-// REDUCE8 leaves in Y2 lane l the sum of the eight int32 lanes of Y(l+1).
-#define REDUCE8 \
-	VPHADDD    Y2, Y1, Y1;       \
-	VPHADDD    Y4, Y3, Y3;       \
-	VPHADDD    Y6, Y5, Y5;       \
-	VPHADDD    Y8, Y7, Y7;       \
-	VPHADDD    Y3, Y1, Y1;       \
-	VPHADDD    Y7, Y5, Y5;       \
-	VPERM2I128 $0x20, Y5, Y1, Y2; \
-	VPERM2I128 $0x31, Y5, Y1, Y3; \
-	VPADDD     Y3, Y2, Y2
 
 // Q40V sets v to the int32 lane sums of the Q4_0 block at off(SI) times
 // the Q8_0 block at yoff(DI): Σq·y - Σ8·y in int16 pairs, then pairs of
@@ -161,41 +142,6 @@ GLOBL gconsts<>(SB), RODATA|NOPTR, $104
 // ..., row 7 (Q4_0 as unsigned nibbles 0..15, Q8_0 as signed bytes), then
 // the eight rows' scales as float32.
 
-// TRANSPOSE8 transposes the 8×8 matrix of dwords in Y0-Y7 (row t in Yt)
-// and stores column e at e·32(DX). Uses Y8-Y15.
-#define TRANSPOSE8 \
-	VPUNPCKLDQ  Y1, Y0, Y8;        \
-	VPUNPCKHDQ  Y1, Y0, Y9;        \
-	VPUNPCKLDQ  Y3, Y2, Y10;       \
-	VPUNPCKHDQ  Y3, Y2, Y11;       \
-	VPUNPCKLDQ  Y5, Y4, Y12;       \
-	VPUNPCKHDQ  Y5, Y4, Y13;       \
-	VPUNPCKLDQ  Y7, Y6, Y14;       \
-	VPUNPCKHDQ  Y7, Y6, Y15;       \
-	VPUNPCKLQDQ Y10, Y8, Y0;       \
-	VPUNPCKHQDQ Y10, Y8, Y1;       \
-	VPUNPCKLQDQ Y11, Y9, Y2;       \
-	VPUNPCKHQDQ Y11, Y9, Y3;       \
-	VPUNPCKLQDQ Y14, Y12, Y4;      \
-	VPUNPCKHQDQ Y14, Y12, Y5;      \
-	VPUNPCKLQDQ Y15, Y13, Y6;      \
-	VPUNPCKHQDQ Y15, Y13, Y7;      \
-	VPERM2I128  $0x20, Y4, Y0, Y8; \
-	VMOVDQU     Y8, 0(DX);         \
-	VPERM2I128  $0x20, Y5, Y1, Y8; \
-	VMOVDQU     Y8, 32(DX);        \
-	VPERM2I128  $0x20, Y6, Y2, Y8; \
-	VMOVDQU     Y8, 64(DX);        \
-	VPERM2I128  $0x20, Y7, Y3, Y8; \
-	VMOVDQU     Y8, 96(DX);        \
-	VPERM2I128  $0x31, Y4, Y0, Y8; \
-	VMOVDQU     Y8, 128(DX);       \
-	VPERM2I128  $0x31, Y5, Y1, Y8; \
-	VMOVDQU     Y8, 160(DX);       \
-	VPERM2I128  $0x31, Y6, Y2, Y8; \
-	VMOVDQU     Y8, 192(DX);       \
-	VPERM2I128  $0x31, Y7, Y3, Y8; \
-	VMOVDQU     Y8, 224(DX)
 
 // NIBROW expands the Q4_0 quants at mem into y as bytes 0..15 in element
 // order. Uses Y8.
@@ -333,21 +279,6 @@ GLOBL gconsts<>(SB), RODATA|NOPTR, $104
 	CMPQ    R13, $8;              \
 	JLT     label
 
-// COMBINE adds vector c's eight residue sums ((r0+r4)+(r2+r6)) +
-// ((r1+r5)+(r3+r7)) and stores them at (AX).
-#define COMBINE(c) \
-	VMOVUPS c*32(SP), Y0;           \
-	VADDPS  4*128+c*32(SP), Y0, Y0; \
-	VMOVUPS 2*128+c*32(SP), Y1;     \
-	VADDPS  6*128+c*32(SP), Y1, Y1; \
-	VADDPS  Y1, Y0, Y0;             \
-	VMOVUPS 1*128+c*32(SP), Y2;     \
-	VADDPS  5*128+c*32(SP), Y2, Y2; \
-	VMOVUPS 3*128+c*32(SP), Y3;     \
-	VADDPS  7*128+c*32(SP), Y3, Y3; \
-	VADDPS  Y3, Y2, Y2;             \
-	VADDPS  Y2, Y0, Y0;             \
-	VMOVUPS Y0, (AX)
 
 #define GPROLOGUE \
 	MOVQ         xb+16(FP), R8;   \
@@ -525,7 +456,7 @@ q40r_tailend:
 	VFINISH
 
 q40r_done:
-	GHSUM8(Y0, X0, X1)
+	HSUM8(Y0, X0, X1)
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
@@ -571,7 +502,7 @@ q80r_tailend:
 	VFINISH
 
 q80r_done:
-	GHSUM8(Y0, X0, X1)
+	HSUM8(Y0, X0, X1)
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
@@ -672,7 +603,7 @@ q40v_tailend:
 	VFINISH
 
 q40v_sum:
-	GHSUM8(Y0, X0, X1)
+	HSUM8(Y0, X0, X1)
 	MOVSS X0, (R9)
 	ADDQ  stride+8(FP), R8
 	ADDQ  $4, R9

@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "avx2_amd64.h"
 
 // Q6_K kernels in the residue order of gemm.go: the one-vector
 // dotQ6_KrAVX2 (decoding) and the eight-row gemmQ6_Kx8AVX2 with its packer
@@ -131,17 +132,6 @@ GLOBL q6k<>(SB), RODATA|NOPTR, $256
 	ADDQ       $210, SI;                     \
 	ADDQ       $292, DI
 
-// K6REDUCE8 leaves in Y2 lane l the sum of the eight int32 lanes of Y(l+1).
-#define K6REDUCE8 \
-	VPHADDD    Y2, Y1, Y1;        \
-	VPHADDD    Y4, Y3, Y3;        \
-	VPHADDD    Y6, Y5, Y5;        \
-	VPHADDD    Y8, Y7, Y7;        \
-	VPHADDD    Y3, Y1, Y1;        \
-	VPHADDD    Y7, Y5, Y5;        \
-	VPERM2I128 $0x20, Y5, Y1, Y2; \
-	VPERM2I128 $0x31, Y5, Y1, Y3; \
-	VPADDD     Y3, Y2, Y2
 
 // K6FLUSH adds the eight blocks to Y0: fma(I, d·dy, a) per lane.
 #define K6FLUSH \
@@ -156,20 +146,10 @@ GLOBL q6k<>(SB), RODATA|NOPTR, $256
 	VMOVDQU     160(SP), Y6;     \
 	VMOVDQU     192(SP), Y7;     \
 	VMOVDQU     224(SP), Y8;     \
-	K6REDUCE8;                   \
+	REDUCE8;                   \
 	VCVTDQ2PS   Y2, Y2;          \
 	VFMADD231PS Y9, Y2, Y0
 
-// K6HSUM8 adds the eight float32 lanes of y (whose low half is x) into
-// x's lane 0 in ggml's hsum_float_8 order: halves, then pairs, then the
-// two remaining lanes.
-#define K6HSUM8(y, x, t) \
-	VEXTRACTF128 $1, y, t; \
-	VADDPS       t, x, x;  \
-	VPERMILPD    $1, x, t; \
-	VADDPS       t, x, x;  \
-	VMOVSHDUP    x, t;     \
-	VADDSS       t, x, x
 
 // func dotQ6_KrAVX2(x, y *byte, nb int) float32
 TEXT ·dotQ6_KrAVX2(SB), NOSPLIT, $256-28
@@ -233,7 +213,7 @@ q6kr_tailend:
 	K6FLUSH
 
 q6kr_done:
-	K6HSUM8(Y0, X0, X1)
+	HSUM8(Y0, X0, X1)
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
@@ -243,43 +223,10 @@ q6kr_done:
 // of gemm_q6k.go. Registers: SI rows 0-3 (R8 = stride, R9 = 3·stride), DI
 // rows 4-7, DX the output, CX blocks left.
 
-// K6TRANSPOSE8 transposes the 8×8 matrix of dwords in Y0-Y7 (row t in Yt)
-// and stores column e at e·32(DX): row t's dword e lands at 32e+4t. Uses
-// Y8-Y15.
+// K6TRANSPOSE8 is TRANSPOSE8, then DX moves past the 256 bytes it wrote.
 #define K6TRANSPOSE8 \
-	VPUNPCKLDQ  Y1, Y0, Y8;        \
-	VPUNPCKHDQ  Y1, Y0, Y9;        \
-	VPUNPCKLDQ  Y3, Y2, Y10;       \
-	VPUNPCKHDQ  Y3, Y2, Y11;       \
-	VPUNPCKLDQ  Y5, Y4, Y12;       \
-	VPUNPCKHDQ  Y5, Y4, Y13;       \
-	VPUNPCKLDQ  Y7, Y6, Y14;       \
-	VPUNPCKHDQ  Y7, Y6, Y15;       \
-	VPUNPCKLQDQ Y10, Y8, Y0;       \
-	VPUNPCKHQDQ Y10, Y8, Y1;       \
-	VPUNPCKLQDQ Y11, Y9, Y2;       \
-	VPUNPCKHQDQ Y11, Y9, Y3;       \
-	VPUNPCKLQDQ Y14, Y12, Y4;      \
-	VPUNPCKHQDQ Y14, Y12, Y5;      \
-	VPUNPCKLQDQ Y15, Y13, Y6;      \
-	VPUNPCKHQDQ Y15, Y13, Y7;      \
-	VPERM2I128  $0x20, Y4, Y0, Y8; \
-	VMOVDQU     Y8, 0(DX);         \
-	VPERM2I128  $0x20, Y5, Y1, Y8; \
-	VMOVDQU     Y8, 32(DX);        \
-	VPERM2I128  $0x20, Y6, Y2, Y8; \
-	VMOVDQU     Y8, 64(DX);        \
-	VPERM2I128  $0x20, Y7, Y3, Y8; \
-	VMOVDQU     Y8, 96(DX);        \
-	VPERM2I128  $0x31, Y4, Y0, Y8; \
-	VMOVDQU     Y8, 128(DX);       \
-	VPERM2I128  $0x31, Y5, Y1, Y8; \
-	VMOVDQU     Y8, 160(DX);       \
-	VPERM2I128  $0x31, Y6, Y2, Y8; \
-	VMOVDQU     Y8, 192(DX);       \
-	VPERM2I128  $0x31, Y7, Y3, Y8; \
-	VMOVDQU     Y8, 224(DX);       \
-	ADDQ        $256, DX
+	TRANSPOSE8; \
+	ADDQ $256, DX
 
 // K6Q decodes 32 quants of a row into y: the ql bytes at qlmem shifted
 // right by lsh and masked to their low nibble, ORed with two bits of the
@@ -428,21 +375,6 @@ q6kr_done:
 	VFMADD231PS  Y15, i, a;        \
 	VMOVUPS      a, off(SP)(AX*1)
 
-// K6COMBINE adds vector c's eight residue sums ((r0+r4)+(r2+r6)) +
-// ((r1+r5)+(r3+r7)) and stores them at (AX).
-#define K6COMBINE(c) \
-	VMOVUPS c*32(SP), Y0;           \
-	VADDPS  4*128+c*32(SP), Y0, Y0; \
-	VMOVUPS 2*128+c*32(SP), Y1;     \
-	VADDPS  6*128+c*32(SP), Y1, Y1; \
-	VADDPS  Y1, Y0, Y0;             \
-	VMOVUPS 1*128+c*32(SP), Y2;     \
-	VADDPS  5*128+c*32(SP), Y2, Y2; \
-	VMOVUPS 3*128+c*32(SP), Y3;     \
-	VADDPS  7*128+c*32(SP), Y3, Y3; \
-	VADDPS  Y3, Y2, Y2;             \
-	VADDPS  Y2, Y0, Y0;             \
-	VMOVUPS Y0, (AX)
 
 // func packQ6_KAVX2(w *byte, stride, nb int, dst *byte)
 TEXT ·packQ6_KAVX2(SB), NOSPLIT, $0-32
@@ -562,12 +494,12 @@ g6k_next:
 	MOVQ out+56(FP), AX
 	MOVQ os+64(FP), CX
 	SHLQ $2, CX
-	K6COMBINE(0)
+	COMBINE(0)
 	ADDQ CX, AX
-	K6COMBINE(1)
+	COMBINE(1)
 	ADDQ CX, AX
-	K6COMBINE(2)
+	COMBINE(2)
 	ADDQ CX, AX
-	K6COMBINE(3)
+	COMBINE(3)
 	VZEROUPPER
 	RET

@@ -3,6 +3,8 @@ package tensor
 import (
 	"fmt"
 	"sync"
+
+	"tamp/internal/par"
 )
 
 // ConvertActivation converts x to VecDotType(t), the form DotRow takes for
@@ -158,20 +160,7 @@ func MatMulSet(x []float32, n int, ps ...Product) error {
 	pool := workers()
 	threads := pool.Threads()
 
-	// Convert the activations, in parallel when there are many.
-	if n > 1 && len(x) >= parallelMin && threads > 1 {
-		for _, j := range js {
-			j.converting = true
-			pool.Run(j.n, j)
-			j.converting = false
-		}
-	} else {
-		for _, j := range js {
-			for v := 0; v < j.n; v++ {
-				j.convert(v)
-			}
-		}
-	}
+	convertInputs(pool, x, js)
 
 	if len(js) == 1 {
 		j := js[0]
@@ -222,17 +211,8 @@ func MatMulPair(a, b *Tensor, x []float32, n int, outA, outB []float32, done fun
 	}
 	pool := workers()
 	threads := pool.Threads()
-	for _, j := range []*matJob{ja, jb} {
-		if n > 1 && len(x) >= parallelMin && threads > 1 {
-			j.converting = true
-			pool.Run(n, j)
-			j.converting = false
-		} else {
-			for v := range n {
-				j.convert(v)
-			}
-		}
-	}
+	pair := [2]*matJob{ja, jb}
+	convertInputs(pool, x, pair[:])
 	ja.split(threads)
 	jb.split(threads)
 	rpt := max(ja.rowsPerTask, jb.rowsPerTask)
@@ -358,8 +338,49 @@ func (j *matJob) setup(w *Tensor, x []float32, n int, out []float32) error {
 	return nil
 }
 
-// release returns the job's buffers and the job to their pools.
-func (j *matJob) release() {
+// convertInputs converts the input x of the jobs' products, in parallel
+// when there are many vectors. A job whose weights have the type and
+// kernels of an earlier one (a layer's Q, K and V usually do) takes that
+// job's converted activations instead of converting the same input again.
+func convertInputs(pool *par.Pool, x []float32, js []*matJob) {
+	for i, j := range js {
+		if src := sameInput(js[:i], j); src != nil {
+			j.borrow(src)
+			continue
+		}
+		if j.n > 1 && len(x) >= parallelMin && pool.Threads() > 1 {
+			j.converting = true
+			pool.Run(j.n, j)
+			j.converting = false
+			continue
+		}
+		for v := 0; v < j.n; v++ {
+			j.convert(v)
+		}
+	}
+}
+
+// sameInput returns a job among js whose converted activations j can use,
+// or nil.
+func sameInput(js []*matJob, j *matJob) *matJob {
+	for _, k := range js {
+		if k.n > 0 && k.n == j.n && k.t == j.t && k.cols == j.cols &&
+			k.gemm == j.gemm && k.vec == j.vec && k.f16 == j.f16 {
+			return k
+		}
+	}
+	return nil
+}
+
+// borrow makes j read src's converted activations, returning its own
+// buffers; src must outlive j's tasks (both belong to one product set).
+func (j *matJob) borrow(src *matJob) {
+	j.putBuffers()
+	j.xq, j.yv, j.dy, j.corr, j.yf = src.xq, src.yv, src.dy, src.corr, src.yf
+}
+
+// putBuffers returns the job's own buffers to their pools.
+func (j *matJob) putBuffers() {
 	if j.bp != nil {
 		actBufs.Put(j.bp)
 	}
@@ -375,6 +396,12 @@ func (j *matJob) release() {
 	if j.corrp != nil {
 		i32Bufs.Put(j.corrp)
 	}
+	j.bp, j.yvp, j.dyp, j.yfp, j.corrp = nil, nil, nil, nil, nil
+}
+
+// release returns the job's buffers and the job to their pools.
+func (j *matJob) release() {
+	j.putBuffers()
 	*j = matJob{} // drop references to the caller's data
 	matJobs.Put(j)
 }

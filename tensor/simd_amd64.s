@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "avx2_amd64.h"
 
 // AVX2/FMA/F16C dot-product kernels. Each mirrors a plain-Go kernel in
 // legacy.go, kquants.go or float.go: the integer products of a block are
@@ -104,16 +105,6 @@ DATA shufOne<>+240(SB)/8, $0x0f0e0f0e0f0e0f0e
 DATA shufOne<>+248(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 
-// HSUM8 adds the eight float32 lanes of y (whose low half is x) into x's
-// lane 0, in ggml's hsum_float_8 order: halves, then pairs, then the two
-// remaining lanes.
-#define HSUM8(y, x, t) \
-	VEXTRACTF128 $1, y, t; \
-	VADDPS       t, x, x;  \
-	VPERMILPD    $1, x, t; \
-	VADDPS       t, x, x;  \
-	VMOVSHDUP    x, t;     \
-	VADDSS       t, x, x
 
 // HSUM4 is HSUM8 for the four lanes of x.
 #define HSUM4(x, t) \
@@ -136,7 +127,7 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 	VMOVDQU      160(SP), Y6;       \
 	VMOVDQU      192(SP), Y7;       \
 	VMOVDQU      224(SP), Y8;       \
-	REDUCE8K;                       \
+	REDUCE8;                       \
 	VCVTDQ2PS    Y2, Y2;            \
 	VMOVDQU      256(SP), X3;       \
 	VPHADDD      272(SP), X3, X3;   \
@@ -158,17 +149,6 @@ GLOBL shufOne<>(SB), RODATA|NOPTR, $256
 	VFMADD231PS  Y9, Y2, Y0;        \
 	VFNMADD231PS Y10, Y3, Y0
 
-// REDUCE8K leaves in Y2 lane l the sum of the eight int32 lanes of Y(l+1).
-#define REDUCE8K \
-	VPHADDD    Y2, Y1, Y1;       \
-	VPHADDD    Y4, Y3, Y3;       \
-	VPHADDD    Y6, Y5, Y5;       \
-	VPHADDD    Y8, Y7, Y7;       \
-	VPHADDD    Y3, Y1, Y1;       \
-	VPHADDD    Y7, Y5, Y5;       \
-	VPERM2I128 $0x20, Y5, Y1, Y2; \
-	VPERM2I128 $0x31, Y5, Y1, Y3; \
-	VPADDD     Y3, Y2, Y2
 
 // Constants and macros of dotQ4_KvAVX2 (at the end of the file).
 
